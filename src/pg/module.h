@@ -1,0 +1,5 @@
+// Declarations shared between src/pg files for module initialisation.
+#pragma once
+
+// Registers the hnsw GUCs and reloptions (src/pg/hnsw*.cpp). Called once from _PG_init.
+void VecextHnswInit(void);
