@@ -13,5 +13,6 @@ PGDLLEXPORT void _PG_init(void);
 void _PG_init(void) {
   // Each subsystem registers its GUCs and reloptions here. Nothing in them
   // throws: they are plain Postgres calls.
+  VecextVectorInit();
   VecextHnswInit();
 }
