@@ -1,0 +1,238 @@
+// The hnsw index access method: page layout, tuple formats, lock protocol,
+// and the declarations shared between src/pg/hnsw*.cpp.
+//
+// ---------------------------------------------------------------------------
+// PAGE LAYOUT (format version 1)
+//
+// Block 0 is the metapage (HnswMetaPageData at PageGetContents). Every other
+// block is an element page holding two kinds of items, added with PageAddItem:
+//   - element tuples  (HnswElementTupleData): one per indexed heap row; the
+//     heap TID, the element's level, flags, the TID of its neighbour tuple,
+//     and the vector used for graph traversal (float4[dim]).
+//   - neighbour tuples (HnswNeighborTupleData): the element's links, a fixed
+//     number of slots sized at creation: 2*m on level 0, m on each level
+//     1..level. Unused slots hold an invalid TID.
+// An element and its neighbour tuple are put on the same page whenever both
+// fit, so expanding a candidate usually touches a page already in cache.
+// Tuples never change size after creation: link updates overwrite slots in
+// place; vacuum deletes items with PageIndexTupleDeleteNoCompact, which keeps
+// the other line pointers (TIDs) stable and frees the space for reuse.
+//
+// Every page ends with HnswPageOpaqueData (special space) whose last two
+// bytes are HNSW_PAGE_ID, so pg_filedump and our checks can recognise pages.
+//
+// An element is named by its element tuple's TID, packed as an
+// vecext::hnsw::ElementId = (block << 16) | offset (HnswPackTid/HnswUnpackTid).
+//
+// Readers must validate everything they follow: a link may point to an item
+// that vacuum removed and an insert reused, or to an item that is now a
+// neighbour tuple. Check ItemIdIsNormal, the tuple type byte, the level
+// (a link on level l must lead to an element with level >= l) and sizes
+// before use; skip what does not validate. Structural corruption (bad page
+// id, bad magic, impossible sizes) is an ERROR naming the index and telling
+// the user to REINDEX (ERRCODE_INDEX_CORRUPTED), never a crash.
+//
+// ---------------------------------------------------------------------------
+// WAL
+//
+// Every change to a shared buffer after the build goes through GenericXLog
+// (at most MAX_GENERIC_XLOG_PAGES pages per record). The build writes pages
+// without WAL and then logs them all with log_newpage_range when the relation
+// needs WAL. An insert WAL-logs every change before it returns, so a row
+// whose transaction committed is linked into the graph after a crash.
+//
+// ---------------------------------------------------------------------------
+// LOCK PROTOCOL
+//
+// 1. Entry point. The metapage holds the entry point (element TID + level).
+//    Inserts hold the heavyweight page lock HNSW_UPDATE_LOCK (LockPage on that
+//    pseudo block) in ShareLock mode for their whole duration; an insert whose
+//    new element's level is above the current entry level takes ExclusiveLock
+//    instead, re-reads the metapage, and updates the entry point after its
+//    element is linked. Vacuum takes ExclusiveLock while it replaces a deleted
+//    entry point. Scans take no heavyweight lock: they read the metapage under
+//    a shared buffer lock and copy the entry point.
+// 2. Buffers. Readers take a shared content lock on one page at a time, copy
+//    or use what they need, and release it before touching another page.
+//    Writers take an exclusive content lock on one page at a time (never two
+//    element pages at once, so no deadlock), re-read the tuple under that lock
+//    (it may have changed since it was read), modify it through GenericXLog,
+//    and release. The metapage is locked after no other page.
+// 3. Free space. New tuples go to a page found with GetPageWithFreeSpace (the
+//    index FSM, filled by vacuum), else to the last page (insert_page hint in
+//    the metapage), else to a new page added under the relation extension lock.
+// 4. Deletion (vacuum): (a) mark dead elements HNSW_ELEMENT_DELETED, so that
+//    scans pass through them without returning them and inserts never pick
+//    them as neighbours; (b) repair every element that links to a dead one;
+//    (c) replace the entry point if it is dead; (d) remove the dead element
+//    and neighbour tuples and record the freed space in the FSM.
+// ---------------------------------------------------------------------------
+#pragma once
+
+#include "pg/pg_includes.h"
+
+extern "C" {
+#include "access/amapi.h"
+#include "access/generic_xlog.h"
+#include "access/reloptions.h"
+#include "nodes/pathnodes.h"
+#include "storage/bufmgr.h"
+#include "storage/itemptr.h"
+#include "utils/relcache.h"
+}
+
+#include <cstdint>
+
+#define HNSW_MAGIC 0x564E5357u  // "VNSW"
+#define HNSW_FORMAT_VERSION 1
+#define HNSW_PAGE_ID 0xFF5E
+#define HNSW_METAPAGE_BLKNO 0
+#define HNSW_UPDATE_LOCK 0  // pseudo block number for LockPage (never a data page lock)
+
+#define HNSW_DEFAULT_M 16
+#define HNSW_MIN_M 2
+#define HNSW_MAX_M 100
+#define HNSW_DEFAULT_EF_CONSTRUCTION 200
+#define HNSW_MIN_EF_CONSTRUCTION 4
+#define HNSW_MAX_EF_CONSTRUCTION 1000
+#define HNSW_DEFAULT_EF_SEARCH 40
+#define HNSW_MIN_EF_SEARCH 1
+#define HNSW_MAX_EF_SEARCH 1000
+#define HNSW_MAX_LEVEL 16
+#define HNSW_MAX_DIM 2000  // float4 elements (SQ8 raises this)
+
+// Support function numbers of the hnsw opclasses.
+#define HNSW_DISTANCE_PROC 1  // float8 distance(vector, vector): the ORDER BY operator's function
+#define HNSW_NORM_PROC 2      // optional: float8 norm(vector); when present, zero-norm vectors are skipped (cosine)
+#define HNSW_TYPE_INFO_PROC 3 // optional, reserved for other element types
+
+// Page types (HnswPageOpaqueData.flags).
+#define HNSW_PAGE_META 1
+#define HNSW_PAGE_ELEMENT 2
+
+struct HnswPageOpaqueData {
+  BlockNumber next;  // next element page in build order (InvalidBlockNumber at the end); informational
+  uint16 flags;      // HNSW_PAGE_*
+  uint16 page_id;    // HNSW_PAGE_ID, last two bytes of the page
+};
+typedef HnswPageOpaqueData* HnswPageOpaque;
+#define HnswPageGetOpaque(page) ((HnswPageOpaque)PageGetSpecialPointer(page))
+
+struct HnswMetaPageData {
+  uint32 magic;              // HNSW_MAGIC
+  uint32 version;            // HNSW_FORMAT_VERSION
+  uint32 dimensions;
+  uint16 m;
+  uint16 ef_construction;
+  uint8 metric;              // vecext::Metric (for statistics; the opclass decides the distance)
+  uint8 quantization;        // 0 = none (SQ8 comes later)
+  int16 entry_level;         // -1 when the index is empty
+  ItemPointerData entry;     // element tuple of the entry point; invalid when empty
+  BlockNumber insert_page;   // hint: the last element page
+};
+typedef HnswMetaPageData* HnswMetaPage;
+#define HnswPageGetMeta(page) ((HnswMetaPage)PageGetContents(page))
+
+#define HNSW_ELEMENT_TUPLE 1
+#define HNSW_NEIGHBOR_TUPLE 2
+
+#define HNSW_ELEMENT_DELETED 0x01  // removed by vacuum: traverse, never return, never link to
+
+struct HnswElementTupleData {
+  uint8 type;                 // HNSW_ELEMENT_TUPLE
+  uint8 level;                // 0..HNSW_MAX_LEVEL
+  uint8 flags;                // HNSW_ELEMENT_*
+  uint8 unused;
+  ItemPointerData heaptid;    // the indexed heap row
+  ItemPointerData neighbortid;// this element's HnswNeighborTupleData
+  float4 vec[FLEXIBLE_ARRAY_MEMBER];  // dimensions floats
+};
+typedef HnswElementTupleData* HnswElementTuple;
+#define HNSW_ELEMENT_TUPLE_SIZE(dim) MAXALIGN(offsetof(HnswElementTupleData, vec) + sizeof(float4) * (dim))
+
+struct HnswNeighborTupleData {
+  uint8 type;                 // HNSW_NEIGHBOR_TUPLE
+  uint8 level;                // the element's level
+  uint16 count;               // slots: HnswNeighborSlots(level, m)
+  ItemPointerData ids[FLEXIBLE_ARRAY_MEMBER];
+};
+typedef HnswNeighborTupleData* HnswNeighborTuple;
+#define HNSW_NEIGHBOR_TUPLE_SIZE(slots) MAXALIGN(offsetof(HnswNeighborTupleData, ids) + sizeof(ItemPointerData) * (slots))
+
+// Slots of an element at `level`: 2m on level 0, m on each level above.
+static inline int HnswNeighborSlots(int level, int m) { return 2 * m + level * m; }
+// First slot of links on level `lc` and how many there are.
+static inline int HnswLevelStart(int lc, int m) { return lc == 0 ? 0 : 2 * m + (lc - 1) * m; }
+static inline int HnswLevelSlots(int lc, int m) { return lc == 0 ? 2 * m : m; }
+
+static inline uint64_t HnswPackTid(const ItemPointerData* tid) {
+  return ((uint64_t)ItemPointerGetBlockNumberNoCheck(tid) << 16) | ItemPointerGetOffsetNumberNoCheck(tid);
+}
+static inline void HnswUnpackTid(uint64_t id, ItemPointerData* tid) {
+  ItemPointerSet(tid, (BlockNumber)(id >> 16), (OffsetNumber)(id & 0xFFFF));
+}
+
+// Reloptions (rd_options of an hnsw index).
+struct HnswOptions {
+  int32 vl_len_;
+  int m;
+  int ef_construction;
+};
+
+// GUCs (src/pg/hnsw.cpp).
+extern int hnsw_ef_search;
+extern int hnsw_iterative_scan;  // HNSW_ITERATIVE_SCAN_*
+extern int hnsw_max_scan_tuples;
+#define HNSW_ITERATIVE_SCAN_OFF 0
+#define HNSW_ITERATIVE_SCAN_STRICT 1
+#define HNSW_ITERATIVE_SCAN_RELAXED 2
+
+// The cached, per-relation facts every phase needs (from reloptions, the
+// opclass and the metapage). Filled by HnswGetIndexInfo.
+struct HnswIndexInfo {
+  int dimensions;       // from the metapage, or the column typmod at build
+  int m;
+  int ef_construction;
+  int metric;           // vecext::Metric
+  FmgrInfo* distance;   // support proc 1 (used only for validation/fallback, never per distance in the graph)
+  FmgrInfo* norm;       // support proc 2 or NULL
+};
+
+// ---- src/pg/hnsw_utils.cpp -------------------------------------------------
+int HnswGetM(Relation index);
+int HnswGetEfConstruction(Relation index);
+// The metric of the index's opclass, derived from its distance support proc.
+int HnswGetMetric(Relation index);
+void HnswInitPage(Page page, uint16 flags);
+// Reads and validates the metapage into *meta (ERROR naming the index on corruption).
+void HnswReadMeta(Relation index, HnswMetaPageData* meta);
+// Validates a page's special space; ERROR naming the index on corruption.
+void HnswCheckPage(Relation index, Page page, BlockNumber blkno);
+// ERROR (ERRCODE_INDEX_CORRUPTED) naming the index and telling the user to REINDEX.
+void HnswReportCorruption(Relation index, BlockNumber blkno, const char* what) pg_attribute_noreturn();
+// Detoasts the indexed value; returns NULL when the row must be skipped
+// (zero norm under cosine). ERRORs on a dimension mismatch with the index.
+struct Vector;
+Vector* HnswPrepareValue(Relation index, Datum value, int dimensions);
+
+// ---- src/pg/hnsw_insert.cpp ------------------------------------------------
+// Inserts one element for heap row `heaptid` with vector `vec` into a built
+// index (used by aminsert and by the build's on-disk fallback).
+void HnswInsertElement(Relation index, Relation heap, const float* vec, int dim, ItemPointer heaptid,
+                       bool building);
+
+// ---- src/pg/hnsw_build.cpp, hnsw_scan.cpp, hnsw_vacuum.cpp, hnsw_cost.cpp ---
+IndexBuildResult* hnswbuild(Relation heap, Relation index, IndexInfo* indexInfo);
+void hnswbuildempty(Relation index);
+bool hnswinsert(Relation index, Datum* values, bool* isnull, ItemPointer heap_tid, Relation heap,
+                IndexUniqueCheck checkUnique, bool indexUnchanged, IndexInfo* indexInfo);
+IndexScanDesc hnswbeginscan(Relation index, int nkeys, int norderbys);
+void hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys);
+bool hnswgettuple(IndexScanDesc scan, ScanDirection dir);
+void hnswendscan(IndexScanDesc scan);
+IndexBulkDeleteResult* hnswbulkdelete(IndexVacuumInfo* info, IndexBulkDeleteResult* stats,
+                                      IndexBulkDeleteCallback callback, void* callback_state);
+IndexBulkDeleteResult* hnswvacuumcleanup(IndexVacuumInfo* info, IndexBulkDeleteResult* stats);
+void hnswcostestimate(PlannerInfo* root, IndexPath* path, double loop_count, Cost* indexStartupCost,
+                      Cost* indexTotalCost, Selectivity* indexSelectivity, double* indexCorrelation,
+                      double* indexPages);
