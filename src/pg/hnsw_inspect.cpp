@@ -1,0 +1,613 @@
+// Inspection of hnsw indexes from SQL:
+//   hnsw_index_stats(regclass)  one row of graph statistics
+//   hnsw_index_check(regclass, heapallindexed bool DEFAULT false)
+//                               SETOF text, one row per problem (none: healthy)
+// Both take AccessShareLock on the table and the index, read each page into
+// local memory under a share lock and validate everything before use, so a
+// corrupted page is reported (check) or skipped (stats), never followed.
+// They are allowed to the owner of the table and to members of pg_monitor.
+//
+// The check is exact when no insert or vacuum runs at the same time;
+// concurrent writers can make it report transient problems (for example an
+// element whose insertion is half done). Problems it reports:
+//   - metapage: magic, version, ranges, entry point (exists, live, has the
+//     entry level, which is the highest level of any live element);
+//   - pages: header, special space, page id and type; item bounds and sizes;
+//   - elements: valid heap TID, finite vector, neighbour tuple present with
+//     the element's level and owned by this element only;
+//   - links: every link on level l points to a live element of level >= l;
+//   - reachability: every live element is reachable from the entry point
+//     (a breadth-first search over all levels, through deleted elements as
+//     scans do);
+//   - heap TIDs: each appears in one live element only;
+//   - heapallindexed: every row visible to the check's snapshot whose indexed
+//     value is indexable (not NULL, not a zero vector under cosine) has an
+//     element (expression and partial indexes are evaluated as at build).
+#include "pg/pg_includes.h"
+
+#include <cmath>
+#include <cstdarg>
+#include <cstring>
+
+extern "C" {
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/index.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/tuplestore.h"
+}
+
+#include "pg/guard.h"
+#include "pg/hnsw.h"
+#include "pg/hnsw_internal.h"
+#include "pg/vector.h"
+
+#define HNSW_CHECK_MAX_PROBLEMS 1000
+#define HNSW_CHECK_MAX_LISTED 10
+
+// An item of the index, keyed by its packed TID.
+struct InspectItem {
+  uint64 id;
+  uint8 kind;  // HNSW_ELEMENT_TUPLE or HNSW_NEIGHBOR_TUPLE
+  uint8 level;
+  uint8 flags;       // elements
+  bool tombstone;    // neighbour tuples: count == 0 (left by vacuum)
+  bool reached;      // elements: found by the reachability search
+  int owners;        // neighbour tuples: elements pointing at it
+  ItemPointerData heaptid;
+  ItemPointerData neighbortid;
+};
+
+// A heap TID of a live element.
+struct InspectHeapTid {
+  uint64 id;
+  int count;
+};
+
+struct InspectState {
+  Relation index;
+  HnswMetaPageData meta;
+  bool meta_ok;
+  BlockNumber nblocks;
+  HTAB* items;
+  HTAB* heaptids;
+  int64 live;
+  int64 deleted;
+  int64 tombstones;
+  int max_level;  // highest level of a live element
+  // Problems (check only): a tuplestore, or NULL for stats.
+  Tuplestorestate* out;
+  TupleDesc outdesc;
+  int64 nproblems;
+  char* page;  // BLCKSZ scratch
+};
+
+static void Problem(InspectState* st, const char* fmt, ...) pg_attribute_printf(2, 3);
+
+static void Problem(InspectState* st, const char* fmt, ...) {
+  st->nproblems++;
+  if (st->out == NULL || st->nproblems > HNSW_CHECK_MAX_PROBLEMS) return;
+  StringInfoData buf;
+  initStringInfo(&buf);
+  for (;;) {
+    va_list args;
+    va_start(args, fmt);
+    int needed = appendStringInfoVA(&buf, fmt, args);
+    va_end(args);
+    if (needed == 0) break;
+    enlargeStringInfo(&buf, needed);
+  }
+  Datum value = CStringGetTextDatum(buf.data);
+  bool isnull = false;
+  tuplestore_putvalues(st->out, st->outdesc, &value, &isnull);
+  pfree(buf.data);
+}
+
+// Copies block `blkno` into st->page under a share lock.
+static Page CopyPage(InspectState* st, BlockNumber blkno) {
+  Buffer buf = ReadBufferExtended(st->index, MAIN_FORKNUM, blkno, RBM_NORMAL, NULL);
+  LockBuffer(buf, BUFFER_LOCK_SHARE);
+  memcpy(st->page, BufferGetPage(buf), BLCKSZ);
+  UnlockReleaseBuffer(buf);
+  return (Page)st->page;
+}
+
+static InspectItem* FindItem(InspectState* st, const ItemPointerData* tid) {
+  uint64 key = HnswPackTid(tid);
+  return (InspectItem*)hash_search(st->items, &key, HASH_FIND, NULL);
+}
+
+static bool VectorIsFinite(const float* v, int n) {
+  for (int i = 0; i < n; i++)
+    if (!std::isfinite(v[i])) return false;
+  return true;
+}
+
+// Checks an item's line pointer and bounds; NULL when unusable.
+static char* ValidItem(InspectState* st, Page page, BlockNumber blkno, OffsetNumber off) {
+  ItemId iid = PageGetItemId(page, off);
+  if (!ItemIdIsUsed(iid)) return NULL;
+  if (!ItemIdIsNormal(iid)) {
+    Problem(st, "block %u offset %u: unexpected line pointer state %u", blkno, off, (unsigned)iid->lp_flags);
+    return NULL;
+  }
+  PageHeader ph = (PageHeader)page;
+  Size item_off = ItemIdGetOffset(iid);
+  Size len = ItemIdGetLength(iid);
+  if (item_off < ph->pd_upper || item_off % MAXIMUM_ALIGNOF != 0 || item_off + len > ph->pd_special || len < 4) {
+    Problem(st, "block %u offset %u: item out of bounds (offset %zu, length %zu)", blkno, off, item_off, len);
+    return NULL;
+  }
+  return (char*)page + item_off;
+}
+
+// Pass 1: the metapage, every page and every item; fills st->items.
+static void LoadIndex(InspectState* st) {
+  st->nblocks = RelationGetNumberOfBlocks(st->index);
+  if (st->nblocks == 0) {
+    Problem(st, "index has no metapage");
+    return;
+  }
+  Page page = CopyPage(st, HNSW_METAPAGE_BLKNO);
+  const char* problem = HnswPageProblem(page, HNSW_METAPAGE_BLKNO);
+  if (problem == NULL) problem = HnswMetaProblem(page);
+  if (problem != NULL) {
+    if (st->out == NULL) HnswReportCorruption(st->index, HNSW_METAPAGE_BLKNO, problem);
+    Problem(st, "block 0: %s", problem);
+    return;
+  }
+  memcpy(&st->meta, HnswPageGetMeta(page), sizeof(HnswMetaPageData));
+  st->meta_ok = true;
+  int dim = (int)st->meta.dimensions;
+  int m = st->meta.m;
+
+  for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < st->nblocks; blkno++) {
+    CHECK_FOR_INTERRUPTS();
+    page = CopyPage(st, blkno);
+    problem = HnswPageProblem(page, blkno);
+    if (problem != NULL) {
+      Problem(st, "block %u: %s", blkno, problem);
+      continue;
+    }
+    if (PageIsNew(page)) continue;
+    OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+    for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
+      char* item = ValidItem(st, page, blkno, off);
+      if (item == NULL) continue;
+      ItemPointerData tid;
+      ItemPointerSet(&tid, blkno, off);
+      uint8 type = *(uint8*)item;
+      InspectItem entry;
+      memset(&entry, 0, sizeof(entry));
+      if (type == HNSW_ELEMENT_TUPLE) {
+        HnswElementTuple etup = HnswPageGetElement(page, off, dim);
+        if (etup == NULL) {
+          Problem(st, "block %u offset %u: invalid element tuple (level %u, length %u, expected %zu)", blkno, off,
+                  (unsigned)((HnswElementTuple)item)->level, ItemIdGetLength(PageGetItemId(page, off)),
+                  (size_t)HNSW_ELEMENT_TUPLE_SIZE(dim));
+          continue;
+        }
+        entry.kind = HNSW_ELEMENT_TUPLE;
+        entry.level = etup->level;
+        entry.flags = etup->flags;
+        entry.heaptid = etup->heaptid;
+        entry.neighbortid = etup->neighbortid;
+        bool deleted = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
+        if (!ItemPointerIsValid(&etup->heaptid))
+          Problem(st, "block %u offset %u: element has an invalid heap TID", blkno, off);
+        if (!deleted && !VectorIsFinite(etup->vec, dim))
+          Problem(st, "block %u offset %u: element vector has a non-finite value", blkno, off);
+        if (etup->level > HnswMaxLevelForM(m))
+          Problem(st, "block %u offset %u: element level %u exceeds the maximum %d for m = %d", blkno, off,
+                  (unsigned)etup->level, HnswMaxLevelForM(m), m);
+        if (deleted) {
+          st->deleted++;
+        } else {
+          st->live++;
+          if (etup->level > st->max_level) st->max_level = etup->level;
+          uint64 hkey = HnswPackTid(&etup->heaptid);
+          bool found;
+          InspectHeapTid* h = (InspectHeapTid*)hash_search(st->heaptids, &hkey, HASH_ENTER, &found);
+          if (!found) h->count = 0;
+          h->count++;
+        }
+      } else if (type == HNSW_NEIGHBOR_TUPLE) {
+        HnswNeighborTuple ntup = (HnswNeighborTuple)item;
+        entry.kind = HNSW_NEIGHBOR_TUPLE;
+        if (ItemIdGetLength(PageGetItemId(page, off)) >= offsetof(HnswNeighborTupleData, ids) && ntup->count == 0) {
+          entry.tombstone = true;
+          st->tombstones++;
+        } else if (HnswPageGetNeighbors(page, off, m) == NULL) {
+          Problem(st, "block %u offset %u: invalid neighbour tuple (level %u, %u slots, length %u)", blkno, off,
+                  (unsigned)ntup->level, (unsigned)ntup->count, ItemIdGetLength(PageGetItemId(page, off)));
+          continue;
+        }
+        entry.level = ntup->level;
+      } else {
+        Problem(st, "block %u offset %u: unknown tuple type %u", blkno, off, (unsigned)type);
+        continue;
+      }
+      uint64 key = HnswPackTid(&tid);
+      InspectItem* e = (InspectItem*)hash_search(st->items, &key, HASH_ENTER, NULL);
+      entry.id = key;
+      *e = entry;
+    }
+  }
+}
+
+// After pass 1: neighbour tuple ownership.
+static void CheckOwnership(InspectState* st) {
+  HASH_SEQ_STATUS seq;
+  hash_seq_init(&seq, st->items);
+  InspectItem* e;
+  while ((e = (InspectItem*)hash_seq_search(&seq)) != NULL) {
+    if (e->kind != HNSW_ELEMENT_TUPLE) continue;
+    ItemPointerData tid;
+    HnswUnpackTid(e->id, &tid);
+    InspectItem* n = FindItem(st, &e->neighbortid);
+    bool deleted = (e->flags & HNSW_ELEMENT_DELETED) != 0;
+    if (n == NULL || n->kind != HNSW_NEIGHBOR_TUPLE) {
+      // A deleted element may have lost its neighbour tuple to an interrupted vacuum.
+      if (!deleted)
+        Problem(st, "element (%u,%u): neighbour tuple (%u,%u) is missing", ItemPointerGetBlockNumber(&tid),
+                ItemPointerGetOffsetNumber(&tid), ItemPointerGetBlockNumberNoCheck(&e->neighbortid),
+                ItemPointerGetOffsetNumberNoCheck(&e->neighbortid));
+      continue;
+    }
+    n->owners++;
+    if (n->tombstone) {
+      if (!deleted)
+        Problem(st, "element (%u,%u): live element has a removed (tombstone) neighbour tuple",
+                ItemPointerGetBlockNumber(&tid), ItemPointerGetOffsetNumber(&tid));
+    } else if (n->level != e->level) {
+      Problem(st, "element (%u,%u): level %u but its neighbour tuple has level %u", ItemPointerGetBlockNumber(&tid),
+              ItemPointerGetOffsetNumber(&tid), (unsigned)e->level, (unsigned)n->level);
+    }
+  }
+  hash_seq_init(&seq, st->items);
+  while ((e = (InspectItem*)hash_seq_search(&seq)) != NULL) {
+    if (e->kind != HNSW_NEIGHBOR_TUPLE || e->tombstone) continue;
+    ItemPointerData tid;
+    HnswUnpackTid(e->id, &tid);
+    if (e->owners == 0)
+      Problem(st, "neighbour tuple (%u,%u) belongs to no element", ItemPointerGetBlockNumber(&tid),
+              ItemPointerGetOffsetNumber(&tid));
+    else if (e->owners > 1)
+      Problem(st, "neighbour tuple (%u,%u) is shared by %d elements", ItemPointerGetBlockNumber(&tid),
+              ItemPointerGetOffsetNumber(&tid), e->owners);
+  }
+  InspectHeapTid* h;
+  hash_seq_init(&seq, st->heaptids);
+  while ((h = (InspectHeapTid*)hash_seq_search(&seq)) != NULL) {
+    if (h->count <= 1) continue;
+    ItemPointerData tid;
+    HnswUnpackTid(h->id, &tid);
+    Problem(st, "heap TID (%u,%u) is indexed by %d live elements", ItemPointerGetBlockNumberNoCheck(&tid),
+            ItemPointerGetOffsetNumberNoCheck(&tid), h->count);
+  }
+}
+
+// The metapage's entry point against the elements.
+static void CheckEntryPoint(InspectState* st) {
+  if (!ItemPointerIsValid(&st->meta.entry)) {
+    if (st->live > 0) Problem(st, "metapage has no entry point but the index has %lld live elements", (long long)st->live);
+    return;
+  }
+  ItemPointerData* ep = &st->meta.entry;
+  InspectItem* e = FindItem(st, ep);
+  if (e == NULL || e->kind != HNSW_ELEMENT_TUPLE) {
+    Problem(st, "metapage entry point (%u,%u) is not an element", ItemPointerGetBlockNumber(ep),
+            ItemPointerGetOffsetNumber(ep));
+    return;
+  }
+  if (e->flags & HNSW_ELEMENT_DELETED)
+    Problem(st, "metapage entry point (%u,%u) is a deleted element", ItemPointerGetBlockNumber(ep),
+            ItemPointerGetOffsetNumber(ep));
+  if (e->level != st->meta.entry_level)
+    Problem(st, "metapage entry level %d differs from the level %u of the entry point", st->meta.entry_level,
+            (unsigned)e->level);
+  if (st->max_level > e->level)
+    Problem(st, "entry point level %u is below the highest element level %d", (unsigned)e->level, st->max_level);
+}
+
+// Pass 2: every link of every neighbour tuple owned by an element.
+// Also accumulates the degrees of live elements per level (stats).
+static void CheckLinks(InspectState* st, int64* degree_sum, int* degree_min, int64* level_count) {
+  int m = st->meta.m;
+  for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < st->nblocks; blkno++) {
+    CHECK_FOR_INTERRUPTS();
+    Page page = CopyPage(st, blkno);
+    if (PageIsNew(page) || HnswPageProblem(page, blkno) != NULL) continue;
+    OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+    for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
+      HnswElementTuple etup = HnswPageGetElement(page, off, (int)st->meta.dimensions);
+      if (etup == NULL) continue;
+      bool deleted = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
+      // The element's neighbour tuple (possibly on another page): find it via the item map.
+      InspectItem* n = FindItem(st, &etup->neighbortid);
+      if (n == NULL || n->kind != HNSW_NEIGHBOR_TUPLE || n->tombstone || n->level != etup->level) continue;
+      int level = etup->level;
+      ItemPointerData ntid = etup->neighbortid;
+      // Read the neighbour tuple's slots (st->page is in use: read into a second copy).
+      Buffer buf = ReadBufferExtended(st->index, MAIN_FORKNUM, ItemPointerGetBlockNumber(&ntid), RBM_NORMAL, NULL);
+      LockBuffer(buf, BUFFER_LOCK_SHARE);
+      HnswNeighborTuple ntup = HnswPageGetNeighbors(BufferGetPage(buf), ItemPointerGetOffsetNumber(&ntid), m);
+      int count = 0;
+      ItemPointerData slots[2 * HNSW_MAX_M + HNSW_MAX_LEVEL * HNSW_MAX_M];
+      if (ntup != NULL && ntup->level == level) {
+        count = ntup->count;
+        memcpy(slots, ntup->ids, sizeof(ItemPointerData) * count);
+      }
+      UnlockReleaseBuffer(buf);
+      if (count == 0) continue;
+      for (int lc = 0; lc <= level; lc++) {
+        int start = HnswLevelStart(lc, m);
+        int nslots = HnswLevelSlots(lc, m);
+        int degree = 0;
+        for (int i = start; i < start + nslots && i < count; i++) {
+          if (!ItemPointerIsValid(&slots[i])) continue;
+          degree++;
+          if (deleted) continue;  // links of deleted elements are never followed for results
+          InspectItem* t = FindItem(st, &slots[i]);
+          if (t == NULL || t->kind != HNSW_ELEMENT_TUPLE)
+            Problem(st, "element (%u,%u): link on level %d to (%u,%u), which is not an element", blkno, off, lc,
+                    ItemPointerGetBlockNumberNoCheck(&slots[i]), ItemPointerGetOffsetNumberNoCheck(&slots[i]));
+          else if (t->flags & HNSW_ELEMENT_DELETED)
+            Problem(st, "element (%u,%u): link on level %d to deleted element (%u,%u)", blkno, off, lc,
+                    ItemPointerGetBlockNumber(&slots[i]), ItemPointerGetOffsetNumber(&slots[i]));
+          else if (t->level < lc)
+            Problem(st, "element (%u,%u): link on level %d to (%u,%u), which has level %u", blkno, off, lc,
+                    ItemPointerGetBlockNumber(&slots[i]), ItemPointerGetOffsetNumber(&slots[i]), (unsigned)t->level);
+        }
+        if (!deleted && degree_sum != NULL) {
+          degree_sum[lc] += degree;
+          level_count[lc]++;
+          if (degree_min[lc] < 0 || degree < degree_min[lc]) degree_min[lc] = degree;
+        }
+      }
+    }
+  }
+}
+
+// Breadth-first search from the entry point over all levels.
+static void CheckReachability(InspectState* st) {
+  if (!ItemPointerIsValid(&st->meta.entry)) return;
+  InspectItem* entry = FindItem(st, &st->meta.entry);
+  if (entry == NULL || entry->kind != HNSW_ELEMENT_TUPLE) return;
+  int m = st->meta.m;
+  int64 cap = hash_get_num_entries(st->items) + 1;
+  uint64* queue = (uint64*)palloc_extended(sizeof(uint64) * cap, MCXT_ALLOC_HUGE);
+  int64 head = 0, tail = 0;
+  ItemPointerData* slots = (ItemPointerData*)palloc(sizeof(ItemPointerData) * HnswNeighborSlots(HNSW_MAX_LEVEL, m));
+  entry->reached = true;
+  queue[tail++] = entry->id;
+  while (head < tail) {
+    CHECK_FOR_INTERRUPTS();
+    ItemPointerData tid;
+    HnswUnpackTid(queue[head++], &tid);
+    InspectItem* e = FindItem(st, &tid);
+    InspectItem* n = FindItem(st, &e->neighbortid);
+    if (n == NULL || n->kind != HNSW_NEIGHBOR_TUPLE || n->tombstone) continue;
+    Buffer buf =
+        ReadBufferExtended(st->index, MAIN_FORKNUM, ItemPointerGetBlockNumber(&e->neighbortid), RBM_NORMAL, NULL);
+    LockBuffer(buf, BUFFER_LOCK_SHARE);
+    HnswNeighborTuple ntup = HnswPageGetNeighbors(BufferGetPage(buf), ItemPointerGetOffsetNumber(&e->neighbortid), m);
+    int count = 0;
+    if (ntup != NULL && ntup->level == e->level) {
+      count = ntup->count;
+      memcpy(slots, ntup->ids, sizeof(ItemPointerData) * count);
+    }
+    UnlockReleaseBuffer(buf);
+    for (int i = 0; i < count; i++) {
+      if (!ItemPointerIsValid(&slots[i])) continue;
+      InspectItem* t = FindItem(st, &slots[i]);
+      if (t == NULL || t->kind != HNSW_ELEMENT_TUPLE || t->reached) continue;
+      t->reached = true;
+      if (tail < cap) queue[tail++] = t->id;
+    }
+  }
+  int64 unreachable = 0;
+  HASH_SEQ_STATUS seq;
+  hash_seq_init(&seq, st->items);
+  InspectItem* e;
+  while ((e = (InspectItem*)hash_seq_search(&seq)) != NULL) {
+    if (e->kind != HNSW_ELEMENT_TUPLE || e->reached || (e->flags & HNSW_ELEMENT_DELETED)) continue;
+    unreachable++;
+    if (unreachable <= HNSW_CHECK_MAX_LISTED) {
+      ItemPointerData tid;
+      HnswUnpackTid(e->id, &tid);
+      Problem(st, "element (%u,%u) is not reachable from the entry point", ItemPointerGetBlockNumber(&tid),
+              ItemPointerGetOffsetNumber(&tid));
+    }
+  }
+  if (unreachable > HNSW_CHECK_MAX_LISTED)
+    Problem(st, "%lld live elements in all are not reachable from the entry point", (long long)unreachable);
+}
+
+// heapallindexed: every indexable visible row has an element.
+struct HeapCheckState {
+  InspectState* st;
+  int64 missing;
+};
+
+static void HeapCheckCallback(Relation index, ItemPointer tid, Datum* values, bool* isnull, bool tupleIsAlive,
+                              void* state) {
+  HeapCheckState* hs = (HeapCheckState*)state;
+  InspectState* st = hs->st;
+  if (isnull[0]) return;
+  Vector* v = HnswPrepareValue(index, values[0], (int)st->meta.dimensions);
+  if (v == NULL) return;  // zero vector under cosine: not indexed by design
+  uint64 key = HnswPackTid(tid);
+  if (hash_search(st->heaptids, &key, HASH_FIND, NULL) != NULL) return;
+  hs->missing++;
+  if (hs->missing <= HNSW_CHECK_MAX_LISTED)
+    Problem(st, "heap row (%u,%u) is not indexed", ItemPointerGetBlockNumber(tid), ItemPointerGetOffsetNumber(tid));
+}
+
+static void CheckHeapAllIndexed(InspectState* st, Relation heap, Snapshot snapshot) {
+  if (!st->index->rd_index->indisvalid) {
+    Problem(st, "index is not valid (an interrupted CREATE INDEX CONCURRENTLY?): heap rows not checked");
+    return;
+  }
+  IndexInfo* info = BuildIndexInfo(st->index);
+  info->ii_Concurrent = true;  // visible rows of `snapshot` only
+  TableScanDesc scan = table_beginscan_strat(heap, snapshot, 0, NULL, true, true);
+  HeapCheckState hs;
+  hs.st = st;
+  hs.missing = 0;
+  table_index_build_scan(heap, st->index, info, true, false, HeapCheckCallback, &hs, scan);
+  if (hs.missing > HNSW_CHECK_MAX_LISTED)
+    Problem(st, "%lld visible heap rows in all are not indexed", (long long)hs.missing);
+}
+
+// Permission, locks, and the hnsw check of the relation.
+static void OpenForInspection(Oid indexoid, Relation* heap, Relation* index) {
+  Oid heapoid = IndexGetRelation(indexoid, true);
+  if (!OidIsValid(heapoid))
+    ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("relation with OID %u is not an index", indexoid)));
+  if (!pg_class_ownercheck(heapoid, GetUserId()) && !has_privs_of_role(GetUserId(), ROLE_PG_MONITOR))
+    ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                    errmsg("permission denied to inspect index \"%s\"", get_rel_name(indexoid)),
+                    errdetail("Only the owner of the table and members of pg_monitor may inspect its indexes.")));
+  *heap = table_open(heapoid, AccessShareLock);
+  *index = index_open(indexoid, AccessShareLock);
+  if (IndexGetRelation(indexoid, true) != heapoid)
+    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                    errmsg("index \"%s\" changed while it was being opened", RelationGetRelationName(*index))));
+  if (!HnswIsHnswIndex(*index))
+    ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+                    errmsg("\"%s\" is not an hnsw index", RelationGetRelationName(*index))));
+  if (RELATION_IS_OTHER_TEMP(*index))
+    ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                    errmsg("cannot inspect temporary indexes of other sessions")));
+}
+
+static void InitInspectState(InspectState* st, Relation index) {
+  memset(st, 0, sizeof(*st));
+  st->index = index;
+  st->page = (char*)palloc(BLCKSZ);
+  HASHCTL ctl;
+  memset(&ctl, 0, sizeof(ctl));
+  ctl.keysize = sizeof(uint64);
+  ctl.entrysize = sizeof(InspectItem);
+  ctl.hcxt = CurrentMemoryContext;
+  st->items = hash_create("hnsw inspect items", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+  ctl.entrysize = sizeof(InspectHeapTid);
+  st->heaptids = hash_create("hnsw inspect heap tids", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+VECEXT_FUNCTION(hnsw_index_check) {
+  Oid indexoid = PG_GETARG_OID(0);
+  bool heapallindexed = PG_NARGS() > 1 && !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+  InitMaterializedSRF(fcinfo, 0);
+  ReturnSetInfo* rsinfo = (ReturnSetInfo*)fcinfo->resultinfo;
+
+  Relation heap, index;
+  OpenForInspection(indexoid, &heap, &index);
+  // The snapshot is taken before the index is read: a row it sees was
+  // inserted, index entry included, before the index pages are read.
+  Snapshot snapshot = heapallindexed ? RegisterSnapshot(GetTransactionSnapshot()) : NULL;
+
+  MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw_index_check", ALLOCSET_DEFAULT_SIZES);
+  MemoryContext old = MemoryContextSwitchTo(cxt);
+  InspectState st;
+  InitInspectState(&st, index);
+  st.max_level = -1;
+  MemoryContextSwitchTo(old);
+  st.out = rsinfo->setResult;
+  st.outdesc = rsinfo->setDesc;
+
+  // The problems go to the tuplestore, allocated in its own context; the
+  // work happens in `cxt`.
+  old = MemoryContextSwitchTo(cxt);
+  LoadIndex(&st);
+  if (st.meta_ok) {
+    CheckOwnership(&st);
+    CheckEntryPoint(&st);
+    CheckLinks(&st, NULL, NULL, NULL);
+    CheckReachability(&st);
+    if (heapallindexed) CheckHeapAllIndexed(&st, heap, snapshot);
+  }
+  if (st.nproblems > HNSW_CHECK_MAX_PROBLEMS)
+    Problem(&st, "... %lld problems in all (only the first %d are listed)", (long long)st.nproblems,
+            HNSW_CHECK_MAX_PROBLEMS);
+  MemoryContextSwitchTo(old);
+  MemoryContextDelete(cxt);
+
+  if (snapshot != NULL) UnregisterSnapshot(snapshot);
+  index_close(index, AccessShareLock);
+  table_close(heap, AccessShareLock);
+  return (Datum)0;
+}
+
+// One row: see the OUT parameters of hnsw_index_stats in src/sql/20_hnsw.sql.
+VECEXT_FUNCTION(hnsw_index_stats) {
+  Oid indexoid = PG_GETARG_OID(0);
+  TupleDesc tupdesc;
+  if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+    ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("function returning record called in context "
+                                                                   "that cannot accept type record")));
+  tupdesc = BlessTupleDesc(tupdesc);
+
+  Relation heap, index;
+  OpenForInspection(indexoid, &heap, &index);
+  MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw_index_stats", ALLOCSET_DEFAULT_SIZES);
+  MemoryContext old = MemoryContextSwitchTo(cxt);
+  InspectState st;
+  InitInspectState(&st, index);
+  st.max_level = -1;
+  LoadIndex(&st);  // ERRORs on a corrupted metapage; skips invalid items
+  int nlevels = st.max_level + 1;
+  int64 degree_sum[HNSW_MAX_LEVEL + 1];
+  int degree_min[HNSW_MAX_LEVEL + 1];
+  int64 level_count[HNSW_MAX_LEVEL + 1];
+  for (int i = 0; i <= HNSW_MAX_LEVEL; i++) {
+    degree_sum[i] = 0;
+    degree_min[i] = -1;
+    level_count[i] = 0;
+  }
+  CheckLinks(&st, degree_sum, degree_min, level_count);
+  MemoryContextSwitchTo(old);
+
+  Datum* counts = (Datum*)palloc(sizeof(Datum) * (nlevels > 0 ? nlevels : 1));
+  Datum* avgs = (Datum*)palloc(sizeof(Datum) * (nlevels > 0 ? nlevels : 1));
+  Datum* mins = (Datum*)palloc(sizeof(Datum) * (nlevels > 0 ? nlevels : 1));
+  for (int i = 0; i < nlevels; i++) {
+    counts[i] = Int64GetDatum(level_count[i]);
+    avgs[i] = Float8GetDatum(level_count[i] > 0 ? (double)degree_sum[i] / (double)level_count[i] : 0.0);
+    mins[i] = Int32GetDatum(degree_min[i] < 0 ? 0 : degree_min[i]);
+  }
+
+  Datum values[14];
+  bool nulls[14];
+  memset(nulls, 0, sizeof(nulls));
+  values[0] = Int64GetDatum(st.live);
+  values[1] = Int64GetDatum(st.deleted);
+  values[2] = Int32GetDatum(nlevels);
+  values[3] = Int32GetDatum(st.meta.entry_level);
+  values[4] = PointerGetDatum(construct_array(counts, nlevels, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+  values[5] = PointerGetDatum(construct_array(avgs, nlevels, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+  values[6] = PointerGetDatum(construct_array(mins, nlevels, INT4OID, 4, true, TYPALIGN_INT));
+  values[7] = Int64GetDatum((int64)st.nblocks);
+  values[8] = Int64GetDatum((int64)st.nblocks * BLCKSZ);
+  values[9] = Int32GetDatum(st.meta.m);
+  values[10] = Int32GetDatum(st.meta.ef_construction);
+  values[11] = CStringGetTextDatum(HnswMetricName(st.meta.metric));
+  values[12] = Int32GetDatum((int32)st.meta.dimensions);
+  values[13] = CStringGetTextDatum(st.meta.quantization == 0 ? "none" : (st.meta.quantization == 1 ? "sq8" : "unknown"));
+  HeapTuple tuple = heap_form_tuple(tupdesc, values, nulls);
+
+  MemoryContextDelete(cxt);
+  index_close(index, AccessShareLock);
+  table_close(heap, AccessShareLock);
+  PG_RETURN_DATUM(HeapTupleGetDatum(tuple));
+}

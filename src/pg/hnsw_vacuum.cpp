@@ -1,0 +1,808 @@
+// hnsw VACUUM: ambulkdelete and amvacuumcleanup.
+//
+// ambulkdelete follows the deletion protocol of hnsw.h:
+//  (a) Mark. Every element whose heap TID the callback reports dead gets
+//      HNSW_ELEMENT_DELETED (one GenericXLog record per page). Elements
+//      already marked by an interrupted vacuum join the dead set. Then a
+//      barrier (HNSW_UPDATE_LOCK taken in ExclusiveLock and released) waits
+//      for inserts that started before the marks: they may have chosen a
+//      dead element as a neighbour; inserts that start later never do.
+//  (b) Repair. Every live element with a link to a dead element gets, on
+//      each level where it has one, the dead links cleared and replaced by
+//      new neighbours chosen with the HNSW heuristic from a candidate pool:
+//      its remaining neighbours (kept), the live neighbours of the dead
+//      elements it linked to and, when those are dead too, of theirs (two
+//      hops). Free slots left after the heuristic are filled with the nearest
+//      pruned candidates. Each new link E -> N is mirrored N -> E when N has a
+//      free or dead slot on that level, so that elements reached only through
+//      dead elements stay reachable. Writes re-read the neighbour tuple under
+//      the exclusive lock and only touch dead or empty slots, so links added
+//      by concurrent inserts are never lost.
+//  (c) Entry point. Under HNSW_UPDATE_LOCK ExclusiveLock, a dead entry point
+//      is replaced by the highest-level live element (none: empty index).
+//  (d) Remove, in three steps so that a crash at any point leaves a valid
+//      index and no neighbour tuple that a live element uses is ever
+//      removed: (d1) the neighbour tuple of each dead element becomes a
+//      tombstone (count = 0, every slot invalid; readers skip it because a
+//      real neighbour tuple never has 0 slots); (d2) the dead element tuples
+//      are removed; (d3) the tombstones are removed (vacuum only ever removes
+//      a neighbour tuple that is a tombstone; tombstones left by a crash are
+//      collected in (a)). Items are removed with PageIndexTupleDeleteNoCompact
+//      (other TIDs stay stable), the page is flagged so that PageAddItem
+//      reuses the free line pointers, and its free space goes to the FSM.
+//
+// Buffers: one content lock at a time, the metapage never while another page
+// is locked. Memory: the dead set (about 32 bytes per dead element) lives in
+// a context deleted on exit; per-element work uses a context reset after each
+// element.
+#include "pg/pg_includes.h"
+
+#include <cstring>
+
+extern "C" {
+#include "access/genam.h"
+#include "commands/vacuum.h"
+#include "storage/freespace.h"
+#include "storage/indexfsm.h"
+#include "storage/lmgr.h"
+#include "utils/hsearch.h"
+#include "utils/rel.h"
+}
+
+#include "core/distance.h"
+#include "core/index_distance.h"
+#include "pg/guard.h"
+#include "pg/hnsw.h"
+#include "pg/hnsw_internal.h"
+
+// A dead element (key: its packed element TID).
+struct HnswDeadElement {
+  uint64 id;
+  ItemPointerData neighbortid;
+  uint8 level;
+};
+
+// A repair candidate: an element, its distance to the element being repaired
+// and a copy of its vector.
+struct HnswCandidate {
+  uint64 id;
+  ItemPointerData neighbortid;
+  float distance;
+  float* vec;
+};
+
+struct HnswVacuumState {
+  Relation index;
+  IndexBulkDeleteResult* stats;
+  IndexBulkDeleteCallback callback;
+  void* callback_state;
+  BufferAccessStrategy bas;  // for the sequential passes
+  int dim;
+  int m;
+  int ef_construction;
+  int max_candidates;
+  vecext::DistanceFn distance;
+  BlockNumber nblocks;  // known relation size (refreshed when a link points past it)
+  HTAB* dead;
+  int64 ndead;
+  // Items (d1)-(d3) remove; packed TIDs, grown by doubling.
+  uint64* tombstones;
+  int64 ntombstones;
+  int64 tombstones_cap;
+  // The highest-level live element seen (candidate entry point).
+  ItemPointerData highest;
+  int highest_level;
+  MemoryContext elemcxt;  // reset after each repaired element
+  // Scratch for the neighbour slots of the element being repaired.
+  ItemPointerData* slots;
+  int nslots;
+};
+
+static inline uint64 TidKey(const ItemPointerData* tid) { return HnswPackTid(tid); }
+
+static bool IsDead(HnswVacuumState* vs, uint64 id) {
+  return hash_search(vs->dead, &id, HASH_FIND, NULL) != NULL;
+}
+
+static void AddTombstone(HnswVacuumState* vs, const ItemPointerData* tid) {
+  if (vs->ntombstones == vs->tombstones_cap) {
+    vs->tombstones_cap *= 2;
+    vs->tombstones = (uint64*)repalloc_huge(vs->tombstones, sizeof(uint64) * vs->tombstones_cap);
+  }
+  vs->tombstones[vs->ntombstones++] = TidKey(tid);
+}
+
+static bool IsTombstone(Page page, OffsetNumber off) {
+  if (off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page)) return false;
+  ItemId iid = PageGetItemId(page, off);
+  if (!ItemIdIsNormal(iid) || ItemIdGetLength(iid) < offsetof(HnswNeighborTupleData, ids)) return false;
+  HnswNeighborTuple ntup = (HnswNeighborTuple)PageGetItem(page, iid);
+  return ntup->type == HNSW_NEIGHBOR_TUPLE && ntup->count == 0;
+}
+
+// Reads block `blkno` (which must exist) and checks its special space.
+static Buffer ReadPage(HnswVacuumState* vs, BlockNumber blkno, int mode, BufferAccessStrategy bas) {
+  Buffer buf = ReadBufferExtended(vs->index, MAIN_FORKNUM, blkno, RBM_NORMAL, bas);
+  LockBuffer(buf, mode);
+  const char* problem = HnswPageProblem(BufferGetPage(buf), blkno);
+  if (problem != NULL) {
+    UnlockReleaseBuffer(buf);
+    HnswReportCorruption(vs->index, blkno, problem);
+  }
+  return buf;
+}
+
+// Whether a link to `tid` can be followed (block exists, not the metapage).
+static bool BlockExists(HnswVacuumState* vs, const ItemPointerData* tid) {
+  BlockNumber blkno = ItemPointerGetBlockNumberNoCheck(tid);
+  if (blkno == HNSW_METAPAGE_BLKNO || blkno == InvalidBlockNumber) return false;
+  if (blkno >= vs->nblocks) vs->nblocks = RelationGetNumberOfBlocks(vs->index);
+  return blkno < vs->nblocks;
+}
+
+// ---- (a) mark ----------------------------------------------------------------
+
+// Initialises a new (all-zero) page left by a crash after relation extension
+// as an empty element page. Buffer exclusively locked.
+static void InitNewPage(HnswVacuumState* vs, Buffer buf) {
+  GenericXLogState* state = GenericXLogStart(vs->index);
+  Page page = GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE);
+  HnswInitPage(page, HNSW_PAGE_ELEMENT);
+  GenericXLogFinish(state);
+}
+
+static void MarkDeleted(HnswVacuumState* vs) {
+  BlockNumber nblocks = RelationGetNumberOfBlocks(vs->index);
+  vs->nblocks = nblocks;
+  double live = 0;
+  for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < nblocks; blkno++) {
+    vacuum_delay_point();
+    Buffer buf = ReadPage(vs, blkno, BUFFER_LOCK_EXCLUSIVE, vs->bas);
+    Page page = BufferGetPage(buf);
+    if (PageIsNew(page)) {
+      InitNewPage(vs, buf);
+      UnlockReleaseBuffer(buf);
+      continue;
+    }
+    GenericXLogState* state = NULL;
+    Page wpage = NULL;
+    OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+    for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
+      if (IsTombstone(page, off)) {
+        ItemPointerData tid;
+        ItemPointerSet(&tid, blkno, off);
+        AddTombstone(vs, &tid);
+        continue;
+      }
+      HnswElementTuple etup = HnswPageGetElement(page, off, vs->dim);
+      if (etup == NULL) continue;
+      bool dead = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
+      if (!dead && vs->callback(&etup->heaptid, vs->callback_state)) {
+        if (state == NULL) {
+          state = GenericXLogStart(vs->index);
+          wpage = GenericXLogRegisterBuffer(state, buf, 0);
+        }
+        HnswElementTuple wtup = (HnswElementTuple)PageGetItem(wpage, PageGetItemId(wpage, off));
+        wtup->flags |= HNSW_ELEMENT_DELETED;
+        vs->stats->tuples_removed += 1;
+        dead = true;
+      }
+      ItemPointerData tid;
+      ItemPointerSet(&tid, blkno, off);
+      if (dead) {
+        uint64 key = TidKey(&tid);
+        bool found;
+        HnswDeadElement* d = (HnswDeadElement*)hash_search(vs->dead, &key, HASH_ENTER, &found);
+        d->neighbortid = etup->neighbortid;
+        d->level = etup->level;
+        if (!found) vs->ndead++;
+      } else {
+        live += 1;
+        if (etup->level > vs->highest_level) {
+          vs->highest_level = etup->level;
+          vs->highest = tid;
+        }
+      }
+    }
+    if (state != NULL) GenericXLogFinish(state);
+    UnlockReleaseBuffer(buf);
+  }
+  vs->stats->num_index_tuples = live;
+}
+
+// ---- (b) repair --------------------------------------------------------------
+
+// Copies the slots of the neighbour tuple at `ntid` if it is a valid
+// neighbour tuple of an element at `level` (any level if level < 0) into
+// vs->slots. Returns the number of slots, 0 when invalid.
+static int ReadNeighbors(HnswVacuumState* vs, const ItemPointerData* ntid, int level, ItemPointerData* out) {
+  if (!ItemPointerIsValid(ntid) || !BlockExists(vs, ntid)) return 0;
+  Buffer buf = ReadPage(vs, ItemPointerGetBlockNumber(ntid), BUFFER_LOCK_SHARE, NULL);
+  Page page = BufferGetPage(buf);
+  int count = 0;
+  HnswNeighborTuple ntup = HnswPageGetNeighbors(page, ItemPointerGetOffsetNumber(ntid), vs->m);
+  if (ntup != NULL && (level < 0 || ntup->level == level)) {
+    count = ntup->count;
+    memcpy(out, ntup->ids, sizeof(ItemPointerData) * count);
+  }
+  UnlockReleaseBuffer(buf);
+  return count;
+}
+
+// Reads live element `id` if it has a level >= min_level: copies its vector
+// into `vec` and its neighbour TID. False when it is not such an element.
+static bool ReadLiveElement(HnswVacuumState* vs, uint64 id, int min_level, float* vec, ItemPointerData* ntid) {
+  ItemPointerData tid;
+  HnswUnpackTid(id, &tid);
+  if (!BlockExists(vs, &tid)) return false;
+  Buffer buf = ReadPage(vs, ItemPointerGetBlockNumber(&tid), BUFFER_LOCK_SHARE, NULL);
+  Page page = BufferGetPage(buf);
+  bool ok = false;
+  HnswElementTuple etup = HnswPageGetElement(page, ItemPointerGetOffsetNumber(&tid), vs->dim);
+  if (etup != NULL && !(etup->flags & HNSW_ELEMENT_DELETED) && etup->level >= min_level) {
+    memcpy(vec, etup->vec, sizeof(float) * vs->dim);
+    *ntid = etup->neighbortid;
+    ok = true;
+  }
+  UnlockReleaseBuffer(buf);
+  return ok;
+}
+
+static bool ContainsId(const uint64* ids, int n, uint64 id) {
+  for (int i = 0; i < n; i++)
+    if (ids[i] == id) return true;
+  return false;
+}
+
+static int CompareCandidates(const void* a, const void* b) {
+  float da = ((const HnswCandidate*)a)->distance;
+  float db = ((const HnswCandidate*)b)->distance;
+  if (da < db) return -1;
+  if (da > db) return 1;
+  uint64 ia = ((const HnswCandidate*)a)->id;
+  uint64 ib = ((const HnswCandidate*)b)->id;
+  return ia < ib ? -1 : (ia > ib ? 1 : 0);
+}
+
+// Adds the live links on level `lc` of dead element `dead_id` to `pool`
+// (ids only), skipping `self` and ids already present; dead links go to
+// `hop` when it is not NULL.
+static void CollectFromDead(HnswVacuumState* vs, uint64 dead_id, int lc, uint64 self, uint64* pool, int* npool,
+                            int pool_cap, uint64* hop, int* nhop, int hop_cap, ItemPointerData* scratch) {
+  HnswDeadElement* d = (HnswDeadElement*)hash_search(vs->dead, &dead_id, HASH_FIND, NULL);
+  if (d == NULL || d->level < lc) return;
+  int count = ReadNeighbors(vs, &d->neighbortid, d->level, scratch);
+  if (count == 0) return;
+  int start = HnswLevelStart(lc, vs->m);
+  int n = HnswLevelSlots(lc, vs->m);
+  for (int i = start; i < start + n && i < count; i++) {
+    if (!ItemPointerIsValid(&scratch[i])) continue;
+    uint64 id = TidKey(&scratch[i]);
+    if (id == self || id == dead_id) continue;
+    if (IsDead(vs, id)) {
+      if (hop != NULL && *nhop < hop_cap && !ContainsId(hop, *nhop, id)) hop[(*nhop)++] = id;
+      continue;
+    }
+    if (*npool < pool_cap && !ContainsId(pool, *npool, id)) pool[(*npool)++] = id;
+  }
+}
+
+// One new link chosen by the repair (for the write and the back-links).
+struct HnswNewLink {
+  uint64 id;
+  ItemPointerData neighbortid;
+  int level;
+};
+
+// Chooses, for level `lc` of element `self` (vector `vec`), up to `nfree`
+// new neighbours among the candidates, given the kept links `kept`.
+// Appends them to `out`.
+static void SelectForLevel(HnswVacuumState* vs, uint64 self, const float* vec, int lc, const uint64* kept, int nkept,
+                           const uint64* dead_links, int ndead_links, int nfree, HnswNewLink* out, int* nout,
+                           ItemPointerData* scratch) {
+  int pool_cap = vs->max_candidates;
+  uint64* pool = (uint64*)palloc(sizeof(uint64) * pool_cap);
+  int npool = 0;
+  int hop_cap = 2 * vs->m;
+  uint64* hop = (uint64*)palloc(sizeof(uint64) * hop_cap);
+  int nhop = 0;
+  for (int i = 0; i < nkept && npool < pool_cap; i++) pool[npool++] = kept[i];
+  for (int i = 0; i < ndead_links; i++)
+    CollectFromDead(vs, dead_links[i], lc, self, pool, &npool, pool_cap, hop, &nhop, hop_cap, scratch);
+  for (int i = 0; i < nhop; i++)
+    CollectFromDead(vs, hop[i], lc, self, pool, &npool, pool_cap, NULL, NULL, 0, scratch);
+
+  // Load vectors and distances. kept links come first in `pool`.
+  HnswCandidate* selected = (HnswCandidate*)palloc(sizeof(HnswCandidate) * (nkept + nfree));
+  int nselected = 0;
+  HnswCandidate* cands = (HnswCandidate*)palloc(sizeof(HnswCandidate) * (npool > 0 ? npool : 1));
+  int ncands = 0;
+  for (int i = 0; i < npool; i++) {
+    CHECK_FOR_INTERRUPTS();
+    float* cvec = (float*)palloc(sizeof(float) * vs->dim);
+    ItemPointerData ntid;
+    if (!ReadLiveElement(vs, pool[i], lc, cvec, &ntid)) {
+      pfree(cvec);
+      continue;
+    }
+    HnswCandidate c;
+    c.id = pool[i];
+    c.neighbortid = ntid;
+    c.vec = cvec;
+    c.distance = vs->distance(vec, cvec, (std::size_t)vs->dim);
+    if (i < nkept)
+      selected[nselected++] = c;
+    else
+      cands[ncands++] = c;
+  }
+  qsort(cands, ncands, sizeof(HnswCandidate), CompareCandidates);
+
+  // The heuristic: keep a candidate only if it is closer to `self` than to
+  // every neighbour already selected (kept links count as selected).
+  bool* pruned = (bool*)palloc0(sizeof(bool) * (ncands > 0 ? ncands : 1));
+  int picked = 0;
+  for (int i = 0; i < ncands && picked < nfree; i++) {
+    bool good = true;
+    for (int j = 0; j < nselected; j++) {
+      float d = vs->distance(cands[i].vec, selected[j].vec, (std::size_t)vs->dim);
+      if (d < cands[i].distance) {
+        good = false;
+        break;
+      }
+    }
+    if (!good) {
+      pruned[i] = true;
+      continue;
+    }
+    selected[nselected++] = cands[i];
+    out[*nout].id = cands[i].id;
+    out[*nout].neighbortid = cands[i].neighbortid;
+    out[*nout].level = lc;
+    (*nout)++;
+    picked++;
+  }
+  // Fill what is left with the nearest pruned candidates.
+  for (int i = 0; i < ncands && picked < nfree; i++) {
+    if (!pruned[i]) continue;
+    out[*nout].id = cands[i].id;
+    out[*nout].neighbortid = cands[i].neighbortid;
+    out[*nout].level = lc;
+    (*nout)++;
+    picked++;
+  }
+}
+
+// Writes `self` into a free or dead slot on level `lc` of the neighbour tuple
+// at `ntid` (unless it is already there).
+static void AddBackLink(HnswVacuumState* vs, const ItemPointerData* ntid, int lc, uint64 self) {
+  if (!ItemPointerIsValid(ntid) || !BlockExists(vs, ntid)) return;
+  Buffer buf = ReadPage(vs, ItemPointerGetBlockNumber(ntid), BUFFER_LOCK_EXCLUSIVE, NULL);
+  Page page = BufferGetPage(buf);
+  OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
+  HnswNeighborTuple ntup = HnswPageGetNeighbors(page, off, vs->m);
+  int slot = -1;
+  if (ntup != NULL && ntup->level >= lc) {
+    int start = HnswLevelStart(lc, vs->m);
+    int n = HnswLevelSlots(lc, vs->m);
+    for (int i = start; i < start + n; i++) {
+      if (!ItemPointerIsValid(&ntup->ids[i])) {
+        if (slot < 0) slot = i;
+        continue;
+      }
+      uint64 id = TidKey(&ntup->ids[i]);
+      if (id == self) {
+        slot = -1;
+        break;
+      }
+      if (slot < 0 && IsDead(vs, id)) slot = i;
+    }
+  }
+  if (slot >= 0) {
+    GenericXLogState* state = GenericXLogStart(vs->index);
+    Page wpage = GenericXLogRegisterBuffer(state, buf, 0);
+    HnswNeighborTuple wtup = (HnswNeighborTuple)PageGetItem(wpage, PageGetItemId(wpage, off));
+    HnswUnpackTid(self, &wtup->ids[slot]);
+    GenericXLogFinish(state);
+  }
+  UnlockReleaseBuffer(buf);
+}
+
+// Repairs live element `self` (level `level`, vector `vec`, neighbour tuple
+// at `ntid` whose slots are in vs->slots) if it links to dead elements.
+static void RepairElement(HnswVacuumState* vs, uint64 self, int level, const float* vec, const ItemPointerData* ntid) {
+  int m = vs->m;
+  int total = HnswNeighborSlots(level, m);
+  HnswNewLink* links = (HnswNewLink*)palloc(sizeof(HnswNewLink) * total);
+  int nlinks = 0;
+  uint64* kept = (uint64*)palloc(sizeof(uint64) * 2 * m);
+  uint64* dead_links = (uint64*)palloc(sizeof(uint64) * 2 * m);
+  ItemPointerData* scratch = (ItemPointerData*)palloc(sizeof(ItemPointerData) * HnswNeighborSlots(HNSW_MAX_LEVEL, m));
+  bool any = false;
+
+  for (int lc = 0; lc <= level; lc++) {
+    int start = HnswLevelStart(lc, m);
+    int n = HnswLevelSlots(lc, m);
+    int nkept = 0, ndead_links = 0, nfree = 0;
+    for (int i = start; i < start + n; i++) {
+      if (!ItemPointerIsValid(&vs->slots[i])) {
+        nfree++;
+        continue;
+      }
+      uint64 id = TidKey(&vs->slots[i]);
+      if (IsDead(vs, id)) {
+        dead_links[ndead_links++] = id;
+        nfree++;
+      } else if (!ContainsId(kept, nkept, id)) {
+        kept[nkept++] = id;
+      }
+    }
+    if (ndead_links == 0) continue;
+    any = true;
+    SelectForLevel(vs, self, vec, lc, kept, nkept, dead_links, ndead_links, nfree, links, &nlinks, scratch);
+  }
+  if (!any) return;
+
+  // Write: clear dead slots, then put the new links into empty slots.
+  Buffer buf = ReadPage(vs, ItemPointerGetBlockNumber(ntid), BUFFER_LOCK_EXCLUSIVE, NULL);
+  Page page = BufferGetPage(buf);
+  OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
+  HnswNeighborTuple ntup = HnswPageGetNeighbors(page, off, m);
+  bool* written = (bool*)palloc0(sizeof(bool) * (nlinks > 0 ? nlinks : 1));
+  if (ntup != NULL && ntup->level == level) {
+    GenericXLogState* state = GenericXLogStart(vs->index);
+    Page wpage = GenericXLogRegisterBuffer(state, buf, 0);
+    HnswNeighborTuple wtup = (HnswNeighborTuple)PageGetItem(wpage, PageGetItemId(wpage, off));
+    for (int i = 0; i < wtup->count; i++) {
+      if (ItemPointerIsValid(&wtup->ids[i]) && IsDead(vs, TidKey(&wtup->ids[i]))) ItemPointerSetInvalid(&wtup->ids[i]);
+    }
+    for (int k = 0; k < nlinks; k++) {
+      int start = HnswLevelStart(links[k].level, m);
+      int n = HnswLevelSlots(links[k].level, m);
+      int slot = -1;
+      bool present = false;
+      for (int i = start; i < start + n; i++) {
+        if (!ItemPointerIsValid(&wtup->ids[i])) {
+          if (slot < 0) slot = i;
+        } else if (TidKey(&wtup->ids[i]) == links[k].id) {
+          present = true;
+          break;
+        }
+      }
+      if (present || slot < 0) continue;
+      HnswUnpackTid(links[k].id, &wtup->ids[slot]);
+      written[k] = true;
+    }
+    GenericXLogFinish(state);
+  }
+  UnlockReleaseBuffer(buf);
+
+  for (int k = 0; k < nlinks; k++) {
+    if (written[k]) AddBackLink(vs, &links[k].neighbortid, links[k].level, self);
+  }
+}
+
+static void RepairGraph(HnswVacuumState* vs) {
+  BlockNumber nblocks = RelationGetNumberOfBlocks(vs->index);
+  vs->nblocks = nblocks;
+  char* copy = (char*)palloc(BLCKSZ);
+  float* vec = (float*)palloc(sizeof(float) * (vs->dim > 0 ? vs->dim : 1));
+  vs->slots = (ItemPointerData*)palloc(sizeof(ItemPointerData) * HnswNeighborSlots(HNSW_MAX_LEVEL, vs->m));
+
+  for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < nblocks; blkno++) {
+    vacuum_delay_point();
+    Buffer buf = ReadPage(vs, blkno, BUFFER_LOCK_SHARE, vs->bas);
+    memcpy(copy, BufferGetPage(buf), BLCKSZ);
+    UnlockReleaseBuffer(buf);
+    Page page = (Page)copy;
+    if (PageIsNew(page)) continue;
+    OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+    for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
+      HnswElementTuple etup = HnswPageGetElement(page, off, vs->dim);
+      if (etup == NULL || (etup->flags & HNSW_ELEMENT_DELETED)) continue;
+      CHECK_FOR_INTERRUPTS();
+      ItemPointerData tid;
+      ItemPointerSet(&tid, blkno, off);
+      uint64 self = TidKey(&tid);
+      if (IsDead(vs, self)) continue;
+      // An element inserted after (a) can be higher than the ones seen there.
+      if (etup->level > vs->highest_level) {
+        vs->highest_level = etup->level;
+        vs->highest = tid;
+      }
+      ItemPointerData ntid = etup->neighbortid;
+      int level = etup->level;
+      vs->nslots = ReadNeighbors(vs, &ntid, level, vs->slots);
+      if (vs->nslots == 0) continue;
+      bool needs = false;
+      for (int i = 0; i < vs->nslots && !needs; i++)
+        needs = ItemPointerIsValid(&vs->slots[i]) && IsDead(vs, TidKey(&vs->slots[i]));
+      if (!needs) continue;
+      memcpy(vec, etup->vec, sizeof(float) * vs->dim);
+      MemoryContext old = MemoryContextSwitchTo(vs->elemcxt);
+      RepairElement(vs, self, level, vec, &ntid);
+      MemoryContextSwitchTo(old);
+      MemoryContextReset(vs->elemcxt);
+    }
+  }
+}
+
+// ---- (c) entry point ---------------------------------------------------------
+
+static void ReplaceEntryPoint(HnswVacuumState* vs) {
+  LockPage(vs->index, HNSW_UPDATE_LOCK, ExclusiveLock);
+  HnswMetaPageData meta;
+  HnswReadMeta(vs->index, &meta);
+  if (ItemPointerIsValid(&meta.entry) && IsDead(vs, TidKey(&meta.entry))) {
+    // The highest live element seen; check it is still there (no insert runs now).
+    ItemPointerData entry;
+    int level = -1;
+    ItemPointerSetInvalid(&entry);
+    if (vs->highest_level >= 0) {
+      float* vec = (float*)palloc(sizeof(float) * (vs->dim > 0 ? vs->dim : 1));
+      ItemPointerData ntid;
+      if (ReadLiveElement(vs, TidKey(&vs->highest), vs->highest_level, vec, &ntid)) {
+        entry = vs->highest;
+        level = vs->highest_level;
+      }
+      pfree(vec);
+    }
+    Buffer buf = ReadBuffer(vs->index, HNSW_METAPAGE_BLKNO);
+    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+    GenericXLogState* state = GenericXLogStart(vs->index);
+    Page page = GenericXLogRegisterBuffer(state, buf, 0);
+    const char* problem = HnswPageProblem(page, HNSW_METAPAGE_BLKNO);
+    if (problem == NULL) problem = HnswMetaProblem(page);
+    if (problem != NULL) {
+      GenericXLogAbort(state);
+      UnlockReleaseBuffer(buf);
+      HnswReportCorruption(vs->index, HNSW_METAPAGE_BLKNO, problem);
+    }
+    HnswMetaPage m = HnswPageGetMeta(page);
+    m->entry = entry;
+    m->entry_level = (int16)level;
+    GenericXLogFinish(state);
+    UnlockReleaseBuffer(buf);
+  }
+  UnlockPage(vs->index, HNSW_UPDATE_LOCK, ExclusiveLock);
+}
+
+// ---- (d) remove --------------------------------------------------------------
+
+static int CompareIds(const void* a, const void* b) {
+  uint64 x = *(const uint64*)a;
+  uint64 y = *(const uint64*)b;
+  return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+// Removes the items `ids[0..n)` (sorted) page by page; `tombstones` selects
+// what may be removed: tombstones only, or dead element tuples only. Records
+// the free space of every page it changes.
+static void RemoveItems(HnswVacuumState* vs, uint64* ids, int64 n, bool tombstones) {
+  int64 i = 0;
+  while (i < n) {
+    ItemPointerData tid;
+    HnswUnpackTid(ids[i], &tid);
+    BlockNumber blkno = ItemPointerGetBlockNumberNoCheck(&tid);
+    int64 end = i;
+    while (end < n && (BlockNumber)(ids[end] >> 16) == blkno) end++;
+    if (blkno == HNSW_METAPAGE_BLKNO || !BlockExists(vs, &tid)) {
+      i = end;
+      continue;
+    }
+    vacuum_delay_point();
+    Buffer buf = ReadPage(vs, blkno, BUFFER_LOCK_EXCLUSIVE, vs->bas);
+    GenericXLogState* state = GenericXLogStart(vs->index);
+    Page page = GenericXLogRegisterBuffer(state, buf, 0);
+    bool changed = false;
+    for (int64 k = i; k < end; k++) {
+      OffsetNumber off = (OffsetNumber)(ids[k] & 0xFFFF);
+      if (tombstones) {
+        if (!IsTombstone(page, off)) continue;
+      } else {
+        HnswElementTuple etup = HnswPageGetElement(page, off, vs->dim);
+        if (etup == NULL || !(etup->flags & HNSW_ELEMENT_DELETED)) continue;
+      }
+      PageIndexTupleDeleteNoCompact(page, off);
+      changed = true;
+    }
+    Size freespace = 0;
+    if (changed) {
+      // Let PageAddItem reuse the unused line pointers.
+      OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+      for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
+        if (!ItemIdIsUsed(PageGetItemId(page, off))) {
+          PageSetHasFreeLinePointers(page);
+          break;
+        }
+      }
+      freespace = PageGetFreeSpace(page);
+      GenericXLogFinish(state);
+    } else {
+      GenericXLogAbort(state);
+    }
+    UnlockReleaseBuffer(buf);
+    if (changed) RecordPageWithFreeSpace(vs->index, blkno, freespace);
+    i = end;
+  }
+}
+
+// The neighbour tuple of a dead element (for (d1)).
+struct HnswDeadNeighbors {
+  uint64 ntid;
+  int level;
+};
+
+static int CompareDeadNeighbors(const void* a, const void* b) {
+  return CompareIds(&((const HnswDeadNeighbors*)a)->ntid, &((const HnswDeadNeighbors*)b)->ntid);
+}
+
+// (d1): the neighbour tuple of each dead element becomes a tombstone.
+// `dn` is sorted by TID.
+static void TombstoneNeighbors(HnswVacuumState* vs, const HnswDeadNeighbors* dn, int64 n) {
+  int64 i = 0;
+  while (i < n) {
+    ItemPointerData tid;
+    HnswUnpackTid(dn[i].ntid, &tid);
+    BlockNumber blkno = ItemPointerGetBlockNumberNoCheck(&tid);
+    int64 end = i;
+    while (end < n && (BlockNumber)(dn[end].ntid >> 16) == blkno) end++;
+    if (blkno == HNSW_METAPAGE_BLKNO || !BlockExists(vs, &tid)) {
+      i = end;
+      continue;
+    }
+    vacuum_delay_point();
+    Buffer buf = ReadPage(vs, blkno, BUFFER_LOCK_EXCLUSIVE, vs->bas);
+    GenericXLogState* state = GenericXLogStart(vs->index);
+    Page page = GenericXLogRegisterBuffer(state, buf, 0);
+    bool changed = false;
+    for (int64 k = i; k < end; k++) {
+      OffsetNumber off = (OffsetNumber)(dn[k].ntid & 0xFFFF);
+      HnswNeighborTuple ntup = HnswPageGetNeighbors(page, off, vs->m);
+      if (ntup == NULL || ntup->level != dn[k].level) continue;
+      for (int s = 0; s < ntup->count; s++) ItemPointerSetInvalid(&ntup->ids[s]);
+      ntup->count = 0;
+      changed = true;
+      ItemPointerData t;
+      ItemPointerSet(&t, blkno, off);
+      AddTombstone(vs, &t);
+    }
+    if (changed)
+      GenericXLogFinish(state);
+    else
+      GenericXLogAbort(state);
+    UnlockReleaseBuffer(buf);
+    i = end;
+  }
+}
+
+static void RemoveDead(HnswVacuumState* vs) {
+  uint64* elements = (uint64*)palloc_extended(sizeof(uint64) * (vs->ndead + 1), MCXT_ALLOC_HUGE);
+  HnswDeadNeighbors* ntids =
+      (HnswDeadNeighbors*)palloc_extended(sizeof(HnswDeadNeighbors) * (vs->ndead + 1), MCXT_ALLOC_HUGE);
+  int64 nelements = 0, nntids = 0;
+  HASH_SEQ_STATUS seq;
+  hash_seq_init(&seq, vs->dead);
+  HnswDeadElement* d;
+  while ((d = (HnswDeadElement*)hash_seq_search(&seq)) != NULL) {
+    elements[nelements++] = d->id;
+    if (ItemPointerIsValid(&d->neighbortid)) {
+      ntids[nntids].ntid = TidKey(&d->neighbortid);
+      ntids[nntids].level = d->level;
+      nntids++;
+    }
+  }
+  qsort(ntids, nntids, sizeof(HnswDeadNeighbors), CompareDeadNeighbors);
+  qsort(elements, nelements, sizeof(uint64), CompareIds);
+  TombstoneNeighbors(vs, ntids, nntids);                 // (d1)
+  RemoveItems(vs, elements, nelements, false);           // (d2)
+  qsort(vs->tombstones, vs->ntombstones, sizeof(uint64), CompareIds);
+  RemoveItems(vs, vs->tombstones, vs->ntombstones, true);  // (d3)
+  IndexFreeSpaceMapVacuum(vs->index);
+}
+
+// ---- entry points ------------------------------------------------------------
+
+static void InitVacuumState(HnswVacuumState* vs, IndexVacuumInfo* info, IndexBulkDeleteResult* stats) {
+  memset(vs, 0, sizeof(*vs));
+  vs->index = info->index;
+  vs->stats = stats;
+  vs->bas = info->strategy;
+  HnswMetaPageData meta;
+  HnswReadMeta(info->index, &meta);
+  vs->dim = (int)meta.dimensions;
+  vs->m = meta.m;
+  vs->ef_construction = meta.ef_construction;
+  vs->max_candidates = Max(vs->ef_construction, 4 * vs->m);
+  vs->distance = vecext::IndexDistanceFn((vecext::Metric)meta.metric);
+  vs->highest_level = -1;
+  ItemPointerSetInvalid(&vs->highest);
+  vs->tombstones_cap = 64;
+  vs->tombstones = (uint64*)palloc(sizeof(uint64) * vs->tombstones_cap);
+  HASHCTL ctl;
+  memset(&ctl, 0, sizeof(ctl));
+  ctl.keysize = sizeof(uint64);
+  ctl.entrysize = sizeof(HnswDeadElement);
+  ctl.hcxt = CurrentMemoryContext;
+  vs->dead = hash_create("hnsw vacuum dead elements", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+  vs->elemcxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw vacuum element", ALLOCSET_DEFAULT_SIZES);
+}
+
+static IndexBulkDeleteResult* HnswBulkDeleteImpl(IndexVacuumInfo* info, IndexBulkDeleteResult* stats,
+                                                 IndexBulkDeleteCallback callback, void* callback_state) {
+  if (stats == NULL) stats = (IndexBulkDeleteResult*)palloc0(sizeof(IndexBulkDeleteResult));
+  MemoryContext vaccxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw vacuum", ALLOCSET_DEFAULT_SIZES);
+  MemoryContext old = MemoryContextSwitchTo(vaccxt);
+
+  HnswVacuumState vs;
+  InitVacuumState(&vs, info, stats);
+  vs.callback = callback;
+  vs.callback_state = callback_state;
+
+  MarkDeleted(&vs);  // (a)
+  // Barrier: wait for inserts that may have picked a dead element as a neighbour.
+  LockPage(info->index, HNSW_UPDATE_LOCK, ExclusiveLock);
+  UnlockPage(info->index, HNSW_UPDATE_LOCK, ExclusiveLock);
+  if (vs.ndead > 0) {
+    RepairGraph(&vs);        // (b)
+    ReplaceEntryPoint(&vs);  // (c)
+  }
+  if (vs.ndead > 0 || vs.ntombstones > 0) RemoveDead(&vs);  // (d)
+
+  stats->num_pages = RelationGetNumberOfBlocks(info->index);
+  stats->estimated_count = false;
+  MemoryContextSwitchTo(old);
+  MemoryContextDelete(vaccxt);
+  return stats;
+}
+
+// Without a preceding bulkdelete: counts live elements, initialises pages a
+// crash left new, and records every page's free space in the FSM.
+static IndexBulkDeleteResult* HnswVacuumCleanupImpl(IndexVacuumInfo* info, IndexBulkDeleteResult* stats) {
+  if (info->analyze_only) return stats;
+  if (stats != NULL) {
+    stats->num_pages = RelationGetNumberOfBlocks(info->index);
+    return stats;
+  }
+  stats = (IndexBulkDeleteResult*)palloc0(sizeof(IndexBulkDeleteResult));
+  HnswMetaPageData meta;
+  HnswReadMeta(info->index, &meta);
+  HnswVacuumState vs;
+  memset(&vs, 0, sizeof(vs));
+  vs.index = info->index;
+  vs.dim = (int)meta.dimensions;
+  BlockNumber nblocks = RelationGetNumberOfBlocks(info->index);
+  double live = 0;
+  for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < nblocks; blkno++) {
+    vacuum_delay_point();
+    Buffer buf = ReadPage(&vs, blkno, BUFFER_LOCK_SHARE, info->strategy);
+    Page page = BufferGetPage(buf);
+    if (PageIsNew(page)) {
+      LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+      LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+      if (PageIsNew(BufferGetPage(buf))) InitNewPage(&vs, buf);
+      page = BufferGetPage(buf);
+    }
+    OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+    for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
+      HnswElementTuple etup = HnswPageGetElement(page, off, vs.dim);
+      if (etup != NULL && !(etup->flags & HNSW_ELEMENT_DELETED)) live += 1;
+    }
+    Size freespace = PageGetFreeSpace(page);
+    UnlockReleaseBuffer(buf);
+    RecordPageWithFreeSpace(info->index, blkno, freespace);
+  }
+  IndexFreeSpaceMapVacuum(info->index);
+  stats->num_pages = nblocks;
+  stats->num_index_tuples = live;
+  stats->estimated_count = false;
+  return stats;
+}
+
+IndexBulkDeleteResult* hnswbulkdelete(IndexVacuumInfo* info, IndexBulkDeleteResult* stats,
+                                      IndexBulkDeleteCallback callback, void* callback_state) {
+  VECEXT_GUARD("hnswbulkdelete", return HnswBulkDeleteImpl(info, stats, callback, callback_state););
+}
+
+IndexBulkDeleteResult* hnswvacuumcleanup(IndexVacuumInfo* info, IndexBulkDeleteResult* stats) {
+  VECEXT_GUARD("hnswvacuumcleanup", return HnswVacuumCleanupImpl(info, stats););
+}
