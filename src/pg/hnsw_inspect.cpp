@@ -508,7 +508,7 @@ static void InitInspectState(InspectState* st, Relation index) {
 VECEXT_FUNCTION(hnsw_index_check) {
   Oid indexoid = PG_GETARG_OID(0);
   bool heapallindexed = PG_NARGS() > 1 && !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
-  InitMaterializedSRF(fcinfo, 0);
+  InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
   ReturnSetInfo* rsinfo = (ReturnSetInfo*)fcinfo->resultinfo;
 
   Relation heap, index;
