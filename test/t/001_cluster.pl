@@ -25,12 +25,15 @@ $primary->safe_psql('postgres', q{
 	  FROM generate_series(1, 1000) AS i;
 });
 
+# The five nearest ids and their distances, ties broken by id.
 my $nearest = q{
-	SELECT id, round((embedding <-> '[10,3,-10]')::numeric, 4)
-	FROM items ORDER BY embedding <-> '[10,3,-10]', id LIMIT 5
+	SELECT string_agg(format('%s:%s', id, round(d::numeric, 4)), ',' ORDER BY d, id)
+	FROM (SELECT id, embedding <-> '[10,3,-10]' AS d
+	      FROM items ORDER BY d, id LIMIT 5) s
 };
-is( $primary->safe_psql('postgres', "SELECT string_agg(id::text, ',') FROM ($nearest) s"),
-	'10,9,11,8,12', 'exact nearest neighbours on the primary');
+is($primary->safe_psql('postgres', $nearest),
+	'10:0.0000,9:1.7321,11:1.7321,8:3.4641,12:3.4641',
+	'exact nearest neighbours on the primary');
 
 # The standby starts from a base backup, then streams what follows.
 my $standby = vecext_standby($primary, 'standby');
@@ -39,7 +42,7 @@ $primary->safe_psql('postgres', q{
 	  SELECT i, format('[%s,%s,%s]', i, i % 7, -i)::vector
 	  FROM generate_series(1001, 2000) AS i;
 	DELETE FROM items WHERE id % 100 = 0;
-	UPDATE items SET embedding = '[10,3,-10]' WHERE id = 1500;
+	UPDATE items SET embedding = '[10,3,-10]' WHERE id = 1501;
 });
 $primary->wait_for_catchup($standby, 'replay');
 
@@ -49,9 +52,9 @@ rows_equal($primary, $standby, 'SELECT count(*), sum(id) FROM items',
 	'the standby has the same rows');
 rows_equal($primary, $standby, $nearest,
 	'the standby returns the same nearest neighbours');
-is( $standby->safe_psql('postgres',
-		"SELECT string_agg(id::text, ',') FROM ($nearest) s"),
-	'10,1500,9,11,8', 'the standby sees the replayed update');
+is($standby->safe_psql('postgres', $nearest),
+	'10:0.0000,1501:0.0000,9:1.7321,11:1.7321,8:3.4641',
+	'the standby sees the replayed update');
 
 my ($rc, $out, $err) = $standby->psql('postgres',
 	"INSERT INTO items VALUES (5000, '[0,0,0]')");
