@@ -24,5 +24,13 @@ fi
 echo "install-deps: installing ${missing[*]}"
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# A mirror can fail for a moment: try three times before giving up.
+for attempt in 1 2 3; do
+  if $SUDO apt-get update -qq &&
+     $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+    exit 0
+  fi
+  echo "install-deps: apt-get failed (attempt $attempt)" >&2
+  sleep $((attempt * 10))
+done
+exit 1
