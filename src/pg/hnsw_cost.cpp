@@ -2,18 +2,25 @@
 //
 // An hnsw scan is only useful for ORDER BY <distance operator> (the AM has no
 // searchable operators): without ORDER BY the path gets an impossible cost.
-// With one, the graph search does nearly all its work before the first tuple
-// comes back, so the startup cost is the whole index cost:
-//   upper levels:  a greedy descent visiting about m elements per level,
-//                  over log(n) / log(m) levels (the expected entry level);
-//   level 0:       a beam search over ef_search candidates, each expansion
-//                  reading about m new neighbours (2m links, about half
-//                  already seen);
-// capped by the number of index tuples. genericcostestimate turns visited
-// tuples into pages (random reads) and CPU (one distance per tuple). The
-// heap side is the planner's usual cost: a LIMIT k plan pays for k rows, an
-// exact plan through another index (WHERE id = 5 on a B-tree) stays cheaper
-// when it returns few rows.
+//
+// Total cost: returning every row in order means visiting the whole graph,
+// so genericcostestimate prices all n index tuples (one distance each) and
+// all index pages as random reads. The index stores each vector inline while
+// the heap usually keeps large vectors in TOAST, which the cost of a
+// sequential scan leaves out; so the pages charged are capped at the heap's
+// page count, which keeps the two plans comparable.
+//
+// Startup cost: the search for the first rows does nearly all its work before
+// the first tuple comes back. It visits about
+//   V = (L + ef_search) * m  elements (at most n), where
+//   L = log(n) / log(m) is the expected entry level: a greedy descent
+//   visiting about m elements per upper level, then a beam search of
+//   ef_search candidates on level 0, each expansion reading about m new
+//   elements (2m links, about half already seen);
+// so startup = V / n of the total. A LIMIT k plan costs about the startup
+// plus k rows of heap fetches; an exact plan through another index
+// (WHERE id = 5 on a B-tree) stays cheaper when it returns few rows, and
+// ORDER BY without LIMIT prefers an exact sort.
 #include "pg/pg_includes.h"
 
 #include <cfloat>
@@ -22,7 +29,7 @@
 extern "C" {
 #include "utils/rel.h"
 #include "utils/selfuncs.h"
-#include "utils/spccache.h"
+#include "optimizer/optimizer.h"
 }
 
 #include "pg/guard.h"
@@ -58,12 +65,23 @@ static void HnswCostEstimateImpl(PlannerInfo* root, IndexPath* path, double loop
 
   GenericCosts costs;
   memset(&costs, 0, sizeof(costs));
-  costs.numIndexTuples = HnswVisitedTuples(info->tuples, m, hnsw_ef_search);
+  double tuples = Max(info->tuples, 1.0);
+  costs.numIndexTuples = tuples;
   genericcostestimate(root, path, loop_count, &costs);
 
-  // The search runs to completion before the first tuple is returned.
-  *indexStartupCost = costs.indexTotalCost;
-  *indexTotalCost = costs.indexTotalCost;
+  // Split genericcostestimate's total into its parts (its per-tuple charge:
+  // hnsw has no index quals, one operator per ORDER BY) and cap the pages.
+  double cpu = costs.numIndexTuples * costs.num_sa_scans *
+               (cpu_index_tuple_cost + cpu_operator_cost * list_length(path->indexorderbys));
+  double pages_cost = costs.indexTotalCost - costs.indexStartupCost - cpu;
+  double heap_pages = info->rel->pages;
+  if (heap_pages > 0 && costs.numIndexPages > heap_pages && pages_cost > 0)
+    pages_cost *= heap_pages / costs.numIndexPages;
+  double work = pages_cost + cpu;
+  double ratio = HnswVisitedTuples(tuples, m, hnsw_ef_search) / tuples;
+
+  *indexStartupCost = costs.indexStartupCost + ratio * work;
+  *indexTotalCost = costs.indexStartupCost + work;
   *indexSelectivity = costs.indexSelectivity;
   *indexCorrelation = 0;
   *indexPages = costs.numIndexPages;
