@@ -1,0 +1,511 @@
+// hnsw inserts: aminsert, and HnswInsertElement for one new element (also
+// the build's on-disk fallback).
+//
+// LOCK PROTOCOL (the full text is in hnsw.h; this is how an insert follows it)
+//  - Heavyweight: the whole insert holds HNSW_UPDATE_LOCK in ShareLock, so
+//    vacuum's barrier waits for it. When the new element's level is above
+//    the entry level, the insert takes ExclusiveLock instead, re-reads the
+//    metapage, and moves the entry point only after the element is linked.
+//    (A build, `building`, is alone on the index and takes no lock.)
+//  - Buffers: every page is read under a shared content lock and written
+//    under an exclusive one, one page at a time; the metapage is only locked
+//    while no other page is. Tuples are built in local memory first.
+//  - Order of writes, each WAL-logged through GenericXLog before the insert
+//    returns: (1) the new neighbour tuple and element tuple (one page, one
+//    record, when both fit); (2) a back-link in each chosen neighbour's
+//    neighbour tuple, re-read under the exclusive lock (a free slot is used;
+//    a full list is pruned with the heuristic, computed without locks and
+//    written only if the list did not change meanwhile); (3) the entry point.
+//    A reader therefore never reaches an element whose own links are not
+//    written yet, and a crash leaves at worst an element with fewer
+//    back-links.
+//  - Deleted elements (HNSW_ELEMENT_DELETED) are traversed but never chosen
+//    as neighbours, and are dropped from a neighbour list that gets pruned.
+#include "pg/pg_includes.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+extern "C" {
+#include "access/generic_xlog.h"
+#include "storage/bufmgr.h"
+#include "storage/freespace.h"
+#include "storage/lmgr.h"
+#include "utils/rel.h"
+}
+
+#include "core/distance.h"
+#include "core/hnsw_heuristic.h"
+#include "core/hnsw_search.h"
+#include "core/index_distance.h"
+#include "pg/guard.h"
+#include "pg/hnsw.h"
+#include "pg/hnsw_store.h"
+#include "pg/vector.h"
+
+using vecext::hnsw::Candidate;
+using vecext::hnsw::ElementId;
+using vecext::hnsw::LayerSearch;
+using vecext::hnsw::SearchScratch;
+
+// Free bytes of an empty element page (tuples plus their line pointers), and
+// the largest (MAXALIGNed) item that fits on one.
+#define HNSW_EMPTY_PAGE_FREE (BLCKSZ - SizeOfPageHeaderData - MAXALIGN(sizeof(HnswPageOpaqueData)))
+#define HNSW_PAGE_ITEM_ROOM ((HNSW_EMPTY_PAGE_FREE - sizeof(ItemIdData)) & ~(Size)(MAXIMUM_ALIGNOF - 1))
+
+// Tries to fit a pruned neighbour list this many times when concurrent
+// inserts keep changing it; then the back-link is skipped.
+#define HNSW_BACKLINK_ATTEMPTS 3
+
+// One page modification: through GenericXLog, or in place during a build
+// (whose pages are WAL-logged in bulk afterwards).
+struct HnswPageWrite {
+  GenericXLogState* state;
+  Buffer buf;
+  Page page;
+  bool building;
+};
+
+static Page HnswBeginWrite(HnswPageWrite* w, Relation index, Buffer buf, bool building, bool full_image) {
+  w->buf = buf;
+  w->building = building;
+  w->state = NULL;
+  if (building) {
+    w->page = BufferGetPage(buf);
+  } else {
+    w->state = GenericXLogStart(index);
+    w->page = GenericXLogRegisterBuffer(w->state, buf, full_image ? GENERIC_XLOG_FULL_IMAGE : 0);
+  }
+  return w->page;
+}
+
+static void HnswFinishWrite(HnswPageWrite* w) {
+  if (w->building) {
+    MarkBufferDirty(w->buf);
+  } else {
+    GenericXLogFinish(w->state);
+  }
+}
+
+// The highest level an element may get: HNSW_MAX_LEVEL, or lower when its
+// neighbour tuple would not fit on a page.
+static int HnswLevelCap(int m) {
+  int level = HNSW_MAX_LEVEL;
+  while (level > 0 && HNSW_NEIGHBOR_TUPLE_SIZE(HnswNeighborSlots(level, m)) > HNSW_PAGE_ITEM_ROOM) level--;
+  return level;
+}
+
+// The level of a new element: P(level >= l) = m^-l (mL = 1 / ln m), capped.
+// The uniform draw is a hash of the heap TID rather than a random number, so
+// the same rows inserted in the same order build the same graph (repeatable
+// tests and benchmarks); TIDs carry no information about the vectors.
+static int HnswRandomLevel(int m, ItemPointer heaptid) {
+  uint64 x = HnswPackTid(heaptid) + UINT64CONST(0x9E3779B97F4A7C15);  // splitmix64
+  x = (x ^ (x >> 30)) * UINT64CONST(0xBF58476D1CE4E5B9);
+  x = (x ^ (x >> 27)) * UINT64CONST(0x94D049BB133111EB);
+  x ^= x >> 31;
+  const double u = (double)(x >> 11) * (1.0 / 9007199254740992.0);  // [0, 1)
+  const double level = -std::log(1.0 - u) / std::log((double)m);
+  const int cap = HnswLevelCap(m);
+  return level >= (double)cap ? cap : (int)level;
+}
+
+// Whether `page` (an initialised element page) has room for `size` bytes of
+// tuples in `items` new line pointers.
+static bool HnswPageHasRoom(Page page, Size size, int items) {
+  return PageGetExactFreeSpace(page) >= size + (Size)items * sizeof(ItemIdData);
+}
+
+// A buffer, exclusively locked, of an element page with room for `size`
+// bytes in `items` items: from the FSM, else the metapage's insert_page hint,
+// else a new page (*is_new: the caller must initialise it and log it in full).
+static Buffer HnswFindSpace(Relation index, Size size, int items, BlockNumber hint, bool* is_new) {
+  *is_new = false;
+  const Size need = size + (Size)items * sizeof(ItemIdData);
+  BlockNumber blkno = GetPageWithFreeSpace(index, need);
+  while (blkno != InvalidBlockNumber) {
+    Buffer buf = ReadBuffer(index, blkno);
+    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+    Page page = BufferGetPage(buf);
+    if (HnswStoreCheckElementPage(index, page, blkno) && HnswPageHasRoom(page, size, items)) return buf;
+    const Size actual = PageIsNew(page) ? 0 : PageGetExactFreeSpace(page);
+    UnlockReleaseBuffer(buf);
+    blkno = RecordAndGetPageWithFreeSpace(index, blkno, actual, need);
+  }
+  if (hint != InvalidBlockNumber && hint != HNSW_METAPAGE_BLKNO && hint < RelationGetNumberOfBlocks(index)) {
+    Buffer buf = ReadBuffer(index, hint);
+    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+    Page page = BufferGetPage(buf);
+    if (HnswStoreCheckElementPage(index, page, hint) && HnswPageHasRoom(page, size, items)) return buf;
+    UnlockReleaseBuffer(buf);
+  }
+  LockRelationForExtension(index, ExclusiveLock);
+  Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
+  LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+  UnlockRelationForExtension(index, ExclusiveLock);
+  *is_new = true;
+  return buf;
+}
+
+static OffsetNumber HnswAddItem(Relation index, Page page, BlockNumber blkno, const void* item, Size size) {
+  OffsetNumber off = PageAddItem(page, (Item)item, size, InvalidOffsetNumber, false, false);
+  if (off == InvalidOffsetNumber) HnswReportCorruption(index, blkno, "failed to add an item to a page with room");
+  return off;
+}
+
+// Records the last extended page in the metapage (a hint for the next insert).
+static void HnswSetInsertPage(Relation index, BlockNumber blkno, bool building) {
+  Buffer buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
+  LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+  HnswMetaPage current = HnswPageGetMeta(BufferGetPage(buf));
+  if (current->magic == HNSW_MAGIC &&
+      (current->insert_page == InvalidBlockNumber || current->insert_page < blkno)) {
+    HnswPageWrite w;
+    Page page = HnswBeginWrite(&w, index, buf, building, false);
+    HnswPageGetMeta(page)->insert_page = blkno;
+    HnswFinishWrite(&w);
+  }
+  UnlockReleaseBuffer(buf);
+}
+
+// Writes a new element and its neighbour tuple (on one page when they fit);
+// sets etup->neighbortid and returns the element's TID in *etid.
+static void HnswWriteElement(Relation index, HnswElementTuple etup, Size esize, HnswNeighborTuple ntup, Size nsize,
+                             BlockNumber hint, bool building, ItemPointer etid) {
+  bool is_new;
+  BlockNumber extended = InvalidBlockNumber;
+  if (esize + nsize + 2 * sizeof(ItemIdData) <= HNSW_EMPTY_PAGE_FREE) {
+    Buffer buf = HnswFindSpace(index, esize + nsize, 2, hint, &is_new);
+    const BlockNumber blkno = BufferGetBlockNumber(buf);
+    HnswPageWrite w;
+    Page page = HnswBeginWrite(&w, index, buf, building, is_new);
+    if (is_new) {
+      HnswInitPage(page, HNSW_PAGE_ELEMENT);
+      extended = blkno;
+    }
+    const OffsetNumber noff = HnswAddItem(index, page, blkno, ntup, nsize);
+    ItemPointerSet(&etup->neighbortid, blkno, noff);
+    const OffsetNumber eoff = HnswAddItem(index, page, blkno, etup, esize);
+    HnswFinishWrite(&w);
+    UnlockReleaseBuffer(buf);
+    ItemPointerSet(etid, blkno, eoff);
+  } else {
+    // Too large for one page: the neighbour tuple first, so the element never
+    // points at a neighbour tuple that is not there.
+    Buffer buf = HnswFindSpace(index, nsize, 1, hint, &is_new);
+    BlockNumber blkno = BufferGetBlockNumber(buf);
+    HnswPageWrite w;
+    Page page = HnswBeginWrite(&w, index, buf, building, is_new);
+    if (is_new) {
+      HnswInitPage(page, HNSW_PAGE_ELEMENT);
+      extended = blkno;
+    }
+    const OffsetNumber noff = HnswAddItem(index, page, blkno, ntup, nsize);
+    HnswFinishWrite(&w);
+    UnlockReleaseBuffer(buf);
+    ItemPointerSet(&etup->neighbortid, blkno, noff);
+
+    buf = HnswFindSpace(index, esize, 1, hint, &is_new);
+    blkno = BufferGetBlockNumber(buf);
+    page = HnswBeginWrite(&w, index, buf, building, is_new);
+    if (is_new) {
+      HnswInitPage(page, HNSW_PAGE_ELEMENT);
+      extended = Max(extended == InvalidBlockNumber ? 0 : extended, blkno);
+    }
+    const OffsetNumber eoff = HnswAddItem(index, page, blkno, etup, esize);
+    HnswFinishWrite(&w);
+    UnlockReleaseBuffer(buf);
+    ItemPointerSet(etid, blkno, eoff);
+  }
+  if (extended != InvalidBlockNumber) HnswSetInsertPage(index, extended, building);
+}
+
+// Everything one insert needs while it links the new element.
+struct HnswInsertState {
+  Relation index;
+  bool building;
+  int dim;
+  int m;
+  vecext::DistanceFn distance;  // the index distance (symmetric)
+  HnswStore store;
+  ElementId new_id;
+};
+
+// Adds a link to the new element in neighbour e's list on level lc. `e_vec`
+// is e's vector; `distance` is the distance between e and the new element.
+static void HnswAddBackLink(HnswInsertState* st, const Candidate& e, const float* e_vec, int lc) {
+  const int m = st->m;
+  const int start = HnswLevelStart(lc, m);
+  const int slots = HnswLevelSlots(lc, m);
+  ItemPointerData ntid;
+  HnswStoreNeighborTid(&st->store, e, &ntid);
+  const BlockNumber blkno = ItemPointerGetBlockNumber(&ntid);
+  const OffsetNumber off = ItemPointerGetOffsetNumber(&ntid);
+  if (blkno == HNSW_METAPAGE_BLKNO || blkno >= RelationGetNumberOfBlocks(st->index)) return;
+
+  ItemPointerData snapshot[vecext::hnsw::kMaxLinks];
+  for (int attempt = 0; attempt < HNSW_BACKLINK_ATTEMPTS; attempt++) {
+    Buffer buf = ReadBuffer(st->index, blkno);
+    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+    Page page = BufferGetPage(buf);
+    HnswNeighborTuple ntup = NULL;
+    if (HnswStoreCheckElementPage(st->index, page, blkno)) ntup = HnswStoreGetNeighbors(page, off, m);
+    if (ntup == NULL || ntup->level < lc) {
+      UnlockReleaseBuffer(buf);  // e's links are gone (vacuum) or not what we expected
+      return;
+    }
+    ItemPointerData* links = &ntup->ids[start];
+    int free_slot = -1;
+    for (int i = 0; i < slots; i++) {
+      if (!HnswLinkIsValid(&links[i])) {
+        if (free_slot < 0) free_slot = i;
+      } else if (HnswPackTid(&links[i]) == st->new_id) {
+        UnlockReleaseBuffer(buf);  // already linked
+        return;
+      }
+    }
+    if (free_slot >= 0) {
+      HnswPageWrite w;
+      Page wpage = HnswBeginWrite(&w, st->index, buf, st->building, false);
+      HnswNeighborTuple wtup = (HnswNeighborTuple)PageGetItem(wpage, PageGetItemId(wpage, off));
+      HnswUnpackTid(st->new_id, &wtup->ids[start + free_slot]);
+      HnswFinishWrite(&w);
+      UnlockReleaseBuffer(buf);
+      return;
+    }
+    // Full: decide with the heuristic around e, without holding the lock.
+    memcpy(snapshot, links, sizeof(ItemPointerData) * (Size)slots);
+    UnlockReleaseBuffer(buf);
+
+    ElementId ids[vecext::hnsw::kMaxLinks];
+    int n = 0;
+    for (int i = 0; i < slots; i++) ids[n++] = HnswPackTid(&snapshot[i]);
+    float* vecs = (float*)palloc(sizeof(float) * (Size)st->dim * (Size)(n + 1));
+    HnswElementInfo* info = (HnswElementInfo*)palloc(sizeof(HnswElementInfo) * (Size)n);
+    HnswStoreLoadElements(&st->store, ids, n, vecs, info);
+    Candidate cands[vecext::hnsw::kMaxLinks + 1];
+    const float* cand_vecs[vecext::hnsw::kMaxLinks + 1];
+    int nc = 0;
+    for (int i = 0; i < n; i++) {
+      if (!info[i].valid || info[i].deleted || info[i].level < lc) continue;  // dropped from the list
+      const float* v = vecs + (Size)i * (Size)st->dim;
+      cands[nc] = Candidate{st->distance(e_vec, v, (std::size_t)st->dim), ids[i], (uint64)i};
+      nc++;
+    }
+    // The new element: its vector is the store's query.
+    cands[nc++] = Candidate{e.distance, st->new_id, (uint64)n};
+    memcpy(vecs + (Size)n * (Size)st->dim, st->store.query, sizeof(float) * (Size)st->dim);
+    std::sort(cands, cands + nc, vecext::hnsw::Closer);
+    for (int i = 0; i < nc; i++) cand_vecs[i] = vecs + (Size)cands[i].aux * (Size)st->dim;
+    int chosen[vecext::hnsw::kMaxLinks];
+    const int nchosen =
+        vecext::hnsw::SelectNeighbors(cands, cand_vecs, nc, slots, (std::size_t)st->dim, st->distance, false, chosen);
+    bool keeps_new = false;
+    for (int i = 0; i < nchosen; i++) keeps_new = keeps_new || cands[chosen[i]].id == st->new_id;
+    if (!keeps_new) return;  // e is better off without the new element
+
+    buf = ReadBuffer(st->index, blkno);
+    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+    page = BufferGetPage(buf);
+    ntup = NULL;
+    if (HnswStoreCheckElementPage(st->index, page, blkno)) ntup = HnswStoreGetNeighbors(page, off, m);
+    if (ntup == NULL || ntup->level < lc) {
+      UnlockReleaseBuffer(buf);
+      return;
+    }
+    if (memcmp(snapshot, &ntup->ids[start], sizeof(ItemPointerData) * (Size)slots) != 0) {
+      UnlockReleaseBuffer(buf);  // changed meanwhile: look again
+      continue;
+    }
+    HnswPageWrite w;
+    Page wpage = HnswBeginWrite(&w, st->index, buf, st->building, false);
+    HnswNeighborTuple wtup = (HnswNeighborTuple)PageGetItem(wpage, PageGetItemId(wpage, off));
+    for (int i = 0; i < slots; i++) {
+      if (i < nchosen) {
+        HnswUnpackTid(cands[chosen[i]].id, &wtup->ids[start + i]);
+      } else {
+        ItemPointerSetInvalid(&wtup->ids[start + i]);
+      }
+    }
+    HnswFinishWrite(&w);
+    UnlockReleaseBuffer(buf);
+    return;
+  }
+}
+
+// Points the metapage's entry at the new element (caller holds
+// HNSW_UPDATE_LOCK in ExclusiveLock, or is the build).
+static void HnswSetEntryPoint(Relation index, ItemPointer etid, int level, bool building) {
+  Buffer buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
+  LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+  HnswPageWrite w;
+  Page page = HnswBeginWrite(&w, index, buf, building, false);
+  HnswMetaPage meta = HnswPageGetMeta(page);
+  if (meta->entry_level < level || !ItemPointerIsValid(&meta->entry)) {
+    meta->entry = *etid;
+    meta->entry_level = (int16)level;
+  }
+  HnswFinishWrite(&w);
+  UnlockReleaseBuffer(buf);
+}
+
+static void* HnswInsertAllocate(void* ctx, std::size_t bytes) {
+  return MemoryContextAllocHuge((MemoryContext)ctx, bytes);
+}
+static void HnswInsertRelease(void*, void* p) { pfree(p); }
+
+static void HnswCheckStatus(vecext::Status st) {
+  if (!st.ok()) ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("hnsw insert: %s", st.message)));
+}
+
+// The body of HnswInsertElement, in the caller's temporary memory context.
+static void HnswInsertElementImpl(Relation index, const float* vec, int dim, ItemPointer heaptid, bool building) {
+  LOCKMODE lockmode = ShareLock;
+  if (!building) LockPage(index, HNSW_UPDATE_LOCK, lockmode);
+
+  HnswMetaPageData meta;
+  HnswReadMeta(index, &meta);
+  if (meta.dimensions > 0 && (int)meta.dimensions != dim)
+    ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("expected %u dimensions, not %d", meta.dimensions, dim)));
+  const int m = meta.m;
+  const int level = HnswRandomLevel(m, heaptid);
+  if (!building && level > meta.entry_level) {
+    UnlockPage(index, HNSW_UPDATE_LOCK, lockmode);
+    lockmode = ExclusiveLock;
+    LockPage(index, HNSW_UPDATE_LOCK, lockmode);
+    HnswReadMeta(index, &meta);
+  }
+
+  // The new tuples, built before any buffer is locked.
+  const Size esize = HNSW_ELEMENT_TUPLE_SIZE(dim);
+  const int nslots = HnswNeighborSlots(level, m);
+  const Size nsize = HNSW_NEIGHBOR_TUPLE_SIZE(nslots);
+  if (esize > HNSW_PAGE_ITEM_ROOM || nsize > HNSW_PAGE_ITEM_ROOM)
+    ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                    errmsg("vector with %d dimensions is too large for an hnsw index page", dim)));
+  HnswElementTuple etup = (HnswElementTuple)palloc0(esize);
+  etup->type = HNSW_ELEMENT_TUPLE;
+  etup->level = (uint8)level;
+  etup->heaptid = *heaptid;
+  ItemPointerSetInvalid(&etup->neighbortid);
+  memcpy(etup->vec, vec, sizeof(float) * (Size)dim);
+  HnswNeighborTuple ntup = (HnswNeighborTuple)palloc0(nsize);
+  ntup->type = HNSW_NEIGHBOR_TUPLE;
+  ntup->level = (uint8)level;
+  ntup->count = (uint16)nslots;
+  for (int i = 0; i < nslots; i++) ItemPointerSetInvalid(&ntup->ids[i]);
+
+  ItemPointerData etid;
+  if (meta.entry_level < 0 || !ItemPointerIsValid(&meta.entry)) {
+    // The first element: it becomes the entry point.
+    HnswWriteElement(index, etup, esize, ntup, nsize, meta.insert_page, building, &etid);
+    HnswSetEntryPoint(index, &etid, level, building);
+    if (!building) UnlockPage(index, HNSW_UPDATE_LOCK, lockmode);
+    return;
+  }
+
+  HnswInsertState st;
+  st.index = index;
+  st.building = building;
+  st.dim = dim;
+  st.m = m;
+  const int metric = HnswGetMetric(index);
+  st.distance = vecext::IndexDistanceFn((vecext::Metric)metric);
+  HnswStoreInit(&st.store, index, dim, m, metric, CurrentMemoryContext, 0);
+  HnswStoreSetQuery(&st.store, vec);
+  st.new_id = 0;
+
+  const int ef = Max((int)meta.ef_construction, 1);
+  vecext::hnsw::Allocator alloc{HnswInsertAllocate, HnswInsertRelease, CurrentMemoryContext};
+  LayerSearch ls;
+  HnswCheckStatus(ls.Init(alloc, (size_t)ef, false));
+  SearchScratch* scratch = (SearchScratch*)palloc(sizeof(SearchScratch));
+
+  Candidate ep;
+  uint8_t ep_flags = vecext::hnsw::ScoreOne(st.store, HnswPackTid(&meta.entry), meta.entry_level, &ep);
+  if (!(ep_flags & vecext::hnsw::kScoreValid))
+    HnswReportCorruption(index, ItemPointerGetBlockNumber(&meta.entry), "the entry point is not a valid element");
+  for (int lc = meta.entry_level; lc > level; lc--) ep = vecext::hnsw::GreedySearch(st.store, ep, &ep_flags, lc, *scratch);
+
+  // Per level from the top: the ef_construction closest, then the chosen neighbours.
+  const int top = Min(level, (int)meta.entry_level);
+  Candidate* found = (Candidate*)palloc(sizeof(Candidate) * (Size)(ef + 1));
+  Candidate* seeds = (Candidate*)palloc(sizeof(Candidate) * (Size)(ef + 1));
+  int nseeds = 1;
+  seeds[0] = ep;
+  bool seeds_returnable = (ep_flags & vecext::hnsw::kScoreReturnable) != 0;
+  Candidate** chosen = (Candidate**)palloc0(sizeof(Candidate*) * (Size)(top + 1));
+  float** chosen_vecs = (float**)palloc0(sizeof(float*) * (Size)(top + 1));
+  int* nchosen = (int*)palloc0(sizeof(int) * (Size)(top + 1));
+  float* vecs = (float*)palloc(sizeof(float) * (Size)dim * (Size)(ef + 1));
+  HnswElementInfo* info = (HnswElementInfo*)palloc(sizeof(HnswElementInfo) * (Size)(ef + 1));
+  ElementId* ids = (ElementId*)palloc(sizeof(ElementId) * (Size)(ef + 1));
+  const float** vec_ptrs = (const float**)palloc(sizeof(float*) * (Size)(ef + 1));
+  int picks[vecext::hnsw::kMaxLinks];
+  for (int lc = top; lc >= 0; lc--) {
+    ls.Reset();
+    for (int i = 0; i < nseeds; i++) HnswCheckStatus(vecext::hnsw::AddSeed(ls, seeds[i], seeds_returnable));
+    HnswCheckStatus(vecext::hnsw::SearchLayer(st.store, ls, lc, vecext::hnsw::kUnlimited, *scratch));
+    const int nfound = (int)vecext::hnsw::TakeResults(ls, found);
+    if (nfound == 0) continue;  // only deleted elements nearby: keep the seeds
+
+    for (int i = 0; i < nfound; i++) ids[i] = found[i].id;
+    HnswStoreLoadElements(&st.store, ids, nfound, vecs, info);
+    int nvalid = 0;
+    for (int i = 0; i < nfound; i++) {
+      if (!info[i].valid) continue;  // vanished between scoring and loading
+      found[nvalid] = found[i];
+      vec_ptrs[nvalid] = vecs + (Size)i * (Size)dim;
+      nvalid++;
+    }
+    const int lm = HnswLevelSlots(lc, m);
+    const int n = vecext::hnsw::SelectNeighbors(found, vec_ptrs, nvalid, lm, (std::size_t)dim, st.distance, false,
+                                                picks);
+    chosen[lc] = (Candidate*)palloc(sizeof(Candidate) * (Size)Max(n, 1));
+    chosen_vecs[lc] = (float*)palloc(sizeof(float) * (Size)dim * (Size)Max(n, 1));
+    nchosen[lc] = n;
+    const int start = HnswLevelStart(lc, m);
+    for (int i = 0; i < n; i++) {
+      chosen[lc][i] = found[picks[i]];
+      memcpy(chosen_vecs[lc] + (Size)i * (Size)dim, vec_ptrs[picks[i]], sizeof(float) * (Size)dim);
+      HnswUnpackTid(found[picks[i]].id, &ntup->ids[start + i]);
+    }
+    memcpy(seeds, found, sizeof(Candidate) * (Size)nvalid);
+    nseeds = nvalid;
+    seeds_returnable = true;
+  }
+
+  HnswWriteElement(index, etup, esize, ntup, nsize, meta.insert_page, building, &etid);
+  st.new_id = HnswPackTid(&etid);
+  for (int lc = top; lc >= 0; lc--) {
+    for (int i = 0; i < nchosen[lc]; i++)
+      HnswAddBackLink(&st, chosen[lc][i], chosen_vecs[lc] + (Size)i * (Size)dim, lc);
+  }
+  if (level > meta.entry_level) HnswSetEntryPoint(index, &etid, level, building);
+  if (!building) UnlockPage(index, HNSW_UPDATE_LOCK, lockmode);
+}
+
+void HnswInsertElement(Relation index, Relation heap, const float* vec, int dim, ItemPointer heaptid, bool building) {
+  MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw insert", ALLOCSET_DEFAULT_SIZES);
+  MemoryContext old = MemoryContextSwitchTo(cxt);
+  HnswInsertElementImpl(index, vec, dim, heaptid, building);
+  MemoryContextSwitchTo(old);
+  MemoryContextDelete(cxt);
+}
+
+static bool HnswInsertImpl(Relation index, Datum* values, bool* isnull, ItemPointer heap_tid, Relation heap) {
+  if (isnull[0]) return false;
+  MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw aminsert", ALLOCSET_DEFAULT_SIZES);
+  MemoryContext old = MemoryContextSwitchTo(cxt);
+  Vector* v = HnswPrepareValue(index, values[0], 0);
+  if (v != NULL) HnswInsertElement(index, heap, v->x, v->dim, heap_tid, false);
+  MemoryContextSwitchTo(old);
+  MemoryContextDelete(cxt);
+  return false;
+}
+
+bool hnswinsert(Relation index, Datum* values, bool* isnull, ItemPointer heap_tid, Relation heap,
+                IndexUniqueCheck checkUnique, bool indexUnchanged, IndexInfo* indexInfo) {
+  VECEXT_GUARD("hnswinsert", return HnswInsertImpl(index, values, isnull, heap_tid, heap););
+}

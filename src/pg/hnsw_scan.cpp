@@ -1,0 +1,408 @@
+// hnsw index scans: ORDER BY col <op> query, heap TIDs in ascending distance.
+//
+// The first gettuple after a rescan descends from the entry point and runs
+// SEARCH-LAYER on level 0 with ef = hnsw.ef_search (src/core/hnsw_search.h
+// over the buffer-backed HnswStore); results are returned in order. When
+// they run out, hnsw.iterative_scan decides: off ends the scan; strict_order
+// and relaxed_order continue the same level-0 search in batches of ef
+// (strict_order drops results closer than one already returned) until
+// hnsw.max_scan_tuples elements have been visited or nothing is left.
+//
+// Distance cut-off: for `WHERE col <op> q < d ORDER BY col <op> q`, an
+// ExecutorStart hook (HnswScanInit) finds the qual on every hnsw index scan
+// node and registers the bound's expression; the scan evaluates it at its
+// first gettuple and ends once distances pass it, instead of walking up to
+// max_scan_tuples elements that the executor's filter would drop anyway.
+//
+// Readers take no heavyweight lock and one buffer content lock at a time
+// (hnsw.h, LOCK PROTOCOL). All search state lives in a per-scan memory
+// context that each rescan resets.
+#include "pg/pg_includes.h"
+
+#include <cmath>
+#include <cstring>
+
+extern "C" {
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/clauses.h"
+#include "optimizer/optimizer.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+}
+
+#include "core/hnsw_search.h"
+#include "core/index_distance.h"
+#include "pg/guard.h"
+#include "pg/hnsw.h"
+#include "pg/hnsw_store.h"
+#include "pg/vector.h"
+
+using vecext::hnsw::Candidate;
+using vecext::hnsw::LayerSearch;
+using vecext::hnsw::SearchScratch;
+
+// Bytes of link cache per scan (hnsw_store.h): enough for every element an
+// ef_search = 1000 search queues, small next to work_mem.
+#define HNSW_SCAN_LINK_CACHE_BYTES (4 * 1024 * 1024)
+
+// ---- distance cut-off registry ----------------------------------------------
+
+// A distance bound found by the ExecutorStart hook on one index scan node.
+// It lives in the query's es_query_cxt and unlinks itself when that context
+// goes away.
+struct HnswScanBound {
+  ScanKey orderbys;        // the node's iss_OrderByKeys: the rescan's orderbys argument
+  ExprState* value;        // the bound d
+  ExprContext* econtext;   // the node's expression context
+  bool is_float4;          // d is float4 (float8 otherwise)
+  HnswScanBound* next;
+  MemoryContextCallback callback;
+};
+
+static HnswScanBound* hnsw_scan_bounds = NULL;
+static ExecutorStart_hook_type hnsw_prev_executor_start = NULL;
+static bool hnsw_scan_hook_installed = false;
+
+static void HnswUnregisterBound(void* arg) {
+  HnswScanBound* bound = (HnswScanBound*)arg;
+  for (HnswScanBound** p = &hnsw_scan_bounds; *p != NULL; p = &(*p)->next) {
+    if (*p == bound) {
+      *p = bound->next;
+      break;
+    }
+  }
+}
+
+static HnswScanBound* HnswFindBound(ScanKey orderbys) {
+  for (HnswScanBound* b = hnsw_scan_bounds; b != NULL; b = b->next) {
+    if (b->orderbys == orderbys) return b;
+  }
+  return NULL;
+}
+
+// If `clause` is `dist < d`, `dist <= d`, `d > dist` or `d >= dist` with d
+// free of the scanned row, returns d.
+static Node* HnswBoundOf(Node* clause, Node* dist) {
+  if (!IsA(clause, OpExpr)) return NULL;
+  OpExpr* op = (OpExpr*)clause;
+  if (list_length(op->args) != 2) return NULL;
+  Node* left = (Node*)linitial(op->args);
+  Node* right = (Node*)lsecond(op->args);
+  Oid func = OidIsValid(op->opfuncid) ? op->opfuncid : get_opcode(op->opno);
+  Node* bound = NULL;
+  switch (func) {
+    case F_FLOAT8LT:
+    case F_FLOAT8LE:
+    case F_FLOAT84LT:
+    case F_FLOAT84LE:
+      if (equal(left, dist)) bound = right;
+      break;
+    case F_FLOAT8GT:
+    case F_FLOAT8GE:
+    case F_FLOAT48GT:
+    case F_FLOAT48GE:
+      if (equal(right, dist)) bound = left;
+      break;
+    default:
+      break;
+  }
+  if (bound == NULL) return NULL;
+  if (contain_var_clause(bound) || contain_volatile_functions(bound) || contain_subplans(bound)) return NULL;
+  return bound;
+}
+
+static void HnswRegisterBounds(IndexScanState* iss, EState* estate) {
+  IndexScan* plan = (IndexScan*)iss->ss.ps.plan;
+  if (list_length(plan->indexorderbyorig) != 1 || iss->iss_NumOrderByKeys != 1) return;
+  Node* dist = (Node*)linitial(plan->indexorderbyorig);
+  ListCell* lc;
+  foreach (lc, plan->scan.plan.qual) {
+    Node* bound = HnswBoundOf((Node*)lfirst(lc), dist);
+    if (bound == NULL) continue;
+    MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
+    HnswScanBound* entry = (HnswScanBound*)palloc0(sizeof(HnswScanBound));
+    entry->orderbys = iss->iss_OrderByKeys;
+    entry->value = ExecInitExpr((Expr*)bound, &iss->ss.ps);
+    entry->econtext = iss->ss.ps.ps_ExprContext;
+    entry->is_float4 = exprType(bound) == FLOAT4OID;
+    entry->callback.func = HnswUnregisterBound;
+    entry->callback.arg = entry;
+    MemoryContextRegisterResetCallback(estate->es_query_cxt, &entry->callback);
+    entry->next = hnsw_scan_bounds;
+    hnsw_scan_bounds = entry;
+    MemoryContextSwitchTo(old);
+    return;  // the first bound is enough
+  }
+}
+
+static bool HnswFindBoundsWalker(PlanState* ps, void* context) {
+  if (ps == NULL) return false;
+  if (IsA(ps, IndexScanState)) {
+    IndexScanState* iss = (IndexScanState*)ps;
+    Relation index = iss->iss_RelationDesc;
+    if (index != NULL && index->rd_indam != NULL && index->rd_indam->amgettuple == hnswgettuple)
+      HnswRegisterBounds(iss, (EState*)context);
+  }
+  return planstate_tree_walker(ps, reinterpret_cast<bool (*)()>(HnswFindBoundsWalker), context);
+}
+
+extern "C" {
+static void HnswExecutorStart(QueryDesc* queryDesc, int eflags) {
+  VECEXT_GUARD("hnsw executor start", {
+    if (hnsw_prev_executor_start != NULL) {
+      hnsw_prev_executor_start(queryDesc, eflags);
+    } else {
+      standard_ExecutorStart(queryDesc, eflags);
+    }
+    if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY) && queryDesc->planstate != NULL)
+      HnswFindBoundsWalker(queryDesc->planstate, queryDesc->estate);
+    return;
+  });
+}
+}  // extern "C"
+
+// Installs the ExecutorStart hook that finds distance bounds (idempotent).
+// Call from _PG_init; scans also call it, so that without that the cut-off
+// works from the second statement of a session on.
+void HnswScanInit(void) {
+  if (hnsw_scan_hook_installed) return;
+  hnsw_scan_hook_installed = true;
+  hnsw_prev_executor_start = ExecutorStart_hook;
+  ExecutorStart_hook = HnswExecutorStart;
+}
+
+// ---- the scan -----------------------------------------------------------------
+
+struct HnswScanOpaqueData {
+  MemoryContext cxt;        // everything below that is allocated; reset by rescan
+  int metric;               // vecext::Metric of the opclass
+  int iterative;            // HNSW_ITERATIVE_SCAN_* at rescan
+  int ef;
+  uint64 max_scored;        // hnsw.max_scan_tuples (iterative scans)
+  bool has_query;           // false: NULL query, no rows
+  bool started;             // the first batch has been searched
+  bool done;                // no more rows
+  float* query;             // prepared query (normalized for cosine)
+  int query_dim;
+  HnswScanBound* bound;     // distance cut-off, or NULL
+  bool bounded;
+  float bound_index;        // cut-off in index distance (with a rounding margin)
+  HnswStore store;
+  LayerSearch search;
+  SearchScratch* scratch;
+  Candidate* batch;         // current batch, ascending
+  size_t batch_len;
+  size_t batch_pos;
+  bool returned_any;
+  float last_distance;      // of the last row returned (strict_order)
+};
+typedef HnswScanOpaqueData* HnswScanOpaque;
+
+static void* HnswPallocAllocate(void* ctx, std::size_t bytes) {
+  return MemoryContextAllocHuge((MemoryContext)ctx, bytes);
+}
+static void HnswPallocRelease(void*, void* p) { pfree(p); }
+
+static void HnswCheckStatus(vecext::Status st) {
+  if (!st.ok()) ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("hnsw scan: %s", st.message)));
+}
+
+// Evaluates the distance cut-off for this rescan.
+static void HnswEvaluateBound(HnswScanOpaque so) {
+  so->bounded = false;
+  if (so->bound == NULL) return;
+  bool isnull;
+  Datum d = ExecEvalExprSwitchContext(so->bound->value, so->bound->econtext, &isnull);
+  if (isnull) {
+    so->done = true;  // `dist < NULL` holds for no row
+    return;
+  }
+  double sql = so->bound->is_float4 ? (double)DatumGetFloat4(d) : DatumGetFloat8(d);
+  if (std::isnan(sql)) return;  // every non-NaN distance is below NaN in Postgres' float order
+  double index_bound = vecext::SqlToIndexDistance((vecext::Metric)so->metric, sql);
+  // The index's kernel and the SQL operator may round differently: keep a
+  // small margin; the executor's filter still applies the exact bound.
+  index_bound += 1e-4 * std::fabs(index_bound) + 1e-6;
+  if (index_bound >= (double)std::numeric_limits<float>::max()) return;
+  so->bounded = true;
+  so->bound_index = (float)index_bound;
+}
+
+// Runs the first batch: meta, descent, level-0 search.
+static void HnswStartSearch(IndexScanDesc scan) {
+  HnswScanOpaque so = (HnswScanOpaque)scan->opaque;
+  Relation index = scan->indexRelation;
+  so->started = true;
+  HnswEvaluateBound(so);
+  if (so->done) return;
+
+  HnswMetaPageData meta;
+  HnswReadMeta(index, &meta);
+  if (meta.dimensions > 0 && (int)meta.dimensions != so->query_dim)
+    ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                    errmsg("different vector dimensions %u and %d", meta.dimensions, so->query_dim)));
+  if (meta.entry_level < 0 || !ItemPointerIsValid(&meta.entry)) {
+    so->done = true;  // empty index
+    return;
+  }
+
+  MemoryContext old = MemoryContextSwitchTo(so->cxt);
+  HnswStoreInit(&so->store, index, so->query_dim, meta.m, so->metric, so->cxt, HNSW_SCAN_LINK_CACHE_BYTES);
+  HnswStoreSetQuery(&so->store, so->query);
+  vecext::hnsw::Allocator alloc{HnswPallocAllocate, HnswPallocRelease, so->cxt};
+  HnswCheckStatus(so->search.Init(alloc, (size_t)so->ef, so->iterative != HNSW_ITERATIVE_SCAN_OFF));
+  so->scratch = (SearchScratch*)palloc(sizeof(SearchScratch));
+  so->batch = (Candidate*)palloc(sizeof(Candidate) * (size_t)(so->ef + 1));
+  MemoryContextSwitchTo(old);
+
+  bool found = false;
+  HnswCheckStatus(vecext::hnsw::SearchFromEntry(so->store, HnswPackTid(&meta.entry), meta.entry_level, so->search,
+                                                vecext::hnsw::kUnlimited, *so->scratch, &found));
+  if (!found) {
+    so->done = true;  // entry point vanished (concurrent vacuum): nothing to search from
+    return;
+  }
+  so->batch_len = vecext::hnsw::TakeResults(so->search, so->batch);
+  so->batch_pos = 0;
+}
+
+// Searches the next batch of an iterative scan. Returns false at the end.
+static bool HnswNextBatch(HnswScanOpaque so) {
+  LayerSearch& s = so->search;
+  if (so->iterative == HNSW_ITERATIVE_SCAN_OFF || s.scored >= so->max_scored) return false;
+  if (so->bounded) {
+    // Nothing pending below the bound: no later batch can return a row.
+    float lowest = std::numeric_limits<float>::infinity();
+    if (s.discarded.size > 0) lowest = Min(lowest, s.discarded.Top().distance);
+    if (s.evicted.size > 0) lowest = Min(lowest, s.evicted.Top().distance);
+    if (s.candidates.size > 0) lowest = Min(lowest, s.candidates.Top().distance);
+    if (lowest > so->bound_index) return false;
+  }
+  bool more = false;
+  HnswCheckStatus(vecext::hnsw::NextBatch(s, &more));
+  if (!more) return false;
+  HnswCheckStatus(vecext::hnsw::SearchLayer(so->store, s, 0, so->max_scored, *so->scratch));
+  so->batch_len = vecext::hnsw::TakeResults(s, so->batch);
+  so->batch_pos = 0;
+  return true;
+}
+
+static IndexScanDesc HnswBeginScanImpl(Relation index, int nkeys, int norderbys) {
+  HnswScanInit();
+  IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
+  HnswScanOpaque so = (HnswScanOpaque)palloc0(sizeof(HnswScanOpaqueData));
+  so->cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw scan", ALLOCSET_DEFAULT_SIZES);
+  so->metric = HnswGetMetric(index);
+  so->done = true;
+  scan->opaque = so;
+  return scan;
+}
+
+static void HnswRescanImpl(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys) {
+  HnswScanOpaque so = (HnswScanOpaque)scan->opaque;
+  MemoryContextReset(so->cxt);
+  so->started = false;
+  so->done = false;
+  so->has_query = false;
+  so->query = NULL;
+  so->batch_len = 0;
+  so->batch_pos = 0;
+  so->returned_any = false;
+  so->bounded = false;
+  so->iterative = hnsw_iterative_scan;
+  so->ef = hnsw_ef_search;
+  so->max_scored = (uint64)Max(hnsw_max_scan_tuples, 1);
+
+  if (keys != NULL && nkeys > 0 && scan->numberOfKeys > 0) memmove(scan->keyData, keys, nkeys * sizeof(ScanKeyData));
+  if (orderbys != NULL && norderbys > 0 && scan->numberOfOrderBys > 0)
+    memmove(scan->orderByData, orderbys, norderbys * sizeof(ScanKeyData));
+  if (scan->numberOfOrderBys != 1)
+    ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                    errmsg("an hnsw index scan needs exactly one ORDER BY distance operator")));
+  ScanKey key = &scan->orderByData[0];
+  if (key->sk_flags & SK_ISNULL) {
+    so->done = true;  // ORDER BY col <op> NULL: no row has a distance
+    return;
+  }
+  so->bound = HnswFindBound(orderbys);
+
+  MemoryContext old = MemoryContextSwitchTo(so->cxt);
+  Vector* v = DatumGetVector(key->sk_argument);
+  so->query_dim = v->dim;
+  so->query = (float*)palloc(sizeof(float) * (Size)Max(v->dim, 1));
+  memcpy(so->query, v->x, sizeof(float) * (Size)v->dim);
+  MemoryContextSwitchTo(old);
+  // Cosine compares normalized vectors by 1 - dot; a zero query stays zero
+  // (every distance 1, like an unordered scan).
+  if (vecext::IndexNormalizes((vecext::Metric)so->metric) && v->dim > 0)
+    vecext::NormalizeInPlace(so->query, (std::size_t)v->dim);
+  so->has_query = true;
+}
+
+static bool HnswGetTupleImpl(IndexScanDesc scan, ScanDirection dir) {
+  HnswScanOpaque so = (HnswScanOpaque)scan->opaque;
+  if (!ScanDirectionIsForward(dir))
+    ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("hnsw index scans only go forward")));
+  if (so->done) return false;
+  if (!so->started) {
+    HnswStartSearch(scan);
+    if (so->done) return false;
+  }
+  const bool strict = so->iterative == HNSW_ITERATIVE_SCAN_STRICT;
+  for (;;) {
+    while (so->batch_pos < so->batch_len) {
+      const Candidate& c = so->batch[so->batch_pos++];
+      if (so->bounded && c.distance > so->bound_index) {
+        so->batch_pos = so->batch_len;  // the rest of this batch is farther still
+        break;
+      }
+      if (strict && so->returned_any && c.distance < so->last_distance) continue;
+      ItemPointerData heaptid;
+      if (!HnswStoreHeapTid(&so->store, c, &heaptid)) continue;
+      scan->xs_heaptid = heaptid;
+      scan->xs_recheck = false;
+      scan->xs_recheckorderby = false;
+      so->returned_any = true;
+      so->last_distance = c.distance;
+      return true;
+    }
+    if (!HnswNextBatch(so)) {
+      so->done = true;
+      return false;
+    }
+  }
+}
+
+static void HnswEndScanImpl(IndexScanDesc scan) {
+  HnswScanOpaque so = (HnswScanOpaque)scan->opaque;
+  MemoryContextDelete(so->cxt);
+  pfree(so);
+  scan->opaque = NULL;
+}
+
+IndexScanDesc hnswbeginscan(Relation index, int nkeys, int norderbys) {
+  VECEXT_GUARD("hnswbeginscan", return HnswBeginScanImpl(index, nkeys, norderbys););
+}
+
+void hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys) {
+  VECEXT_GUARD("hnswrescan", {
+    HnswRescanImpl(scan, keys, nkeys, orderbys, norderbys);
+    return;
+  });
+}
+
+bool hnswgettuple(IndexScanDesc scan, ScanDirection dir) {
+  VECEXT_GUARD("hnswgettuple", return HnswGetTupleImpl(scan, dir););
+}
+
+void hnswendscan(IndexScanDesc scan) {
+  VECEXT_GUARD("hnswendscan", {
+    HnswEndScanImpl(scan);
+    return;
+  });
+}

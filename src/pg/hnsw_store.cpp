@@ -1,0 +1,336 @@
+// HnswStore: element and link access over shared buffers for the core search
+// (see hnsw_store.h). This is the hot path of every scan: keep it free of
+// allocation and function calls per element beyond the distance kernel.
+#include "pg/pg_includes.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+extern "C" {
+#include "storage/bufmgr.h"
+#include "utils/rel.h"
+}
+
+#include "core/distance.h"
+#include "core/index_distance.h"
+#include "pg/hnsw.h"
+#include "pg/hnsw_store.h"
+
+using vecext::hnsw::Candidate;
+using vecext::hnsw::ElementId;
+
+#define AUX_CACHED (UINT64CONST(1) << 63)
+#define AUX_REMOTE (UINT64CONST(1) << 62)
+#define AUX_TID_MASK ((UINT64CONST(1) << 48) - 1)
+#define AUX_OFFSET_SHIFT 48
+#define AUX_OFFSET_MASK UINT64CONST(0xFFF)
+
+static inline BlockNumber IdBlock(ElementId id) { return (BlockNumber)(id >> 16); }
+static inline OffsetNumber IdOffset(ElementId id) { return (OffsetNumber)(id & 0xFFFF); }
+
+void HnswStoreInit(HnswStore* store, Relation index, int dim, int m, int metric, MemoryContext cxt,
+                   Size max_cache_bytes) {
+  memset(store, 0, sizeof(*store));
+  store->index = index;
+  store->dim = dim;
+  store->m = m;
+  const vecext::DistanceKernels& k = vecext::Kernels();
+  switch ((vecext::Metric)metric) {
+    case vecext::Metric::kInnerProduct:
+      store->kernel = k.inner_product;
+      store->dist_offset = 0.0f;
+      store->dist_scale = -1.0f;
+      break;
+    case vecext::Metric::kCosine:
+      store->kernel = k.inner_product;
+      store->dist_offset = 1.0f;
+      store->dist_scale = -1.0f;
+      break;
+    case vecext::Metric::kL1:
+      store->kernel = k.l1;
+      store->dist_offset = 0.0f;
+      store->dist_scale = 1.0f;
+      break;
+    case vecext::Metric::kL2:
+    default:
+      store->kernel = k.l2_squared;
+      store->dist_offset = 0.0f;
+      store->dist_scale = 1.0f;
+      break;
+  }
+  store->nblocks = RelationGetNumberOfBlocks(index);
+  store->cxt = cxt;
+  store->entry_words = 2 + 2 * m;
+  Size entry_bytes = (Size)store->entry_words * sizeof(uint64);
+  Size max_entries = max_cache_bytes / entry_bytes;
+  store->max_entries = (uint32)Min(max_entries, (Size)PG_INT32_MAX);
+}
+
+void HnswStoreSetQuery(HnswStore* store, const float* query) {
+  store->query = query;
+  store->chunks = NULL;
+  store->nchunks = 0;
+  store->chunks_allocated = 0;
+  store->nentries = 0;
+}
+
+bool HnswStoreCheckElementPage(Relation index, Page page, BlockNumber blkno) {
+  if (PageIsNew(page)) return false;
+  PageHeader ph = (PageHeader)page;
+  HnswPageOpaque opaque = HnswPageGetOpaque(page);
+  if (ph->pd_special != BLCKSZ - MAXALIGN(sizeof(HnswPageOpaqueData)) || ph->pd_lower > ph->pd_upper ||
+      ph->pd_upper > ph->pd_special || opaque->page_id != HNSW_PAGE_ID || opaque->flags != HNSW_PAGE_ELEMENT)
+    HnswReportCorruption(index, blkno, "not an hnsw element page");
+  return true;
+}
+
+// The item at `off` of a checked page if it is normal, MAXALIGNed, inside
+// [pd_upper, pd_special) and at least min_size bytes; else NULL.
+static inline char* PageItem(Page page, OffsetNumber off, Size min_size) {
+  if (off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page)) return NULL;
+  ItemId iid = PageGetItemId(page, off);
+  if (!ItemIdIsNormal(iid)) return NULL;
+  const Size item_off = ItemIdGetOffset(iid);
+  const Size len = ItemIdGetLength(iid);
+  const PageHeader ph = (PageHeader)page;
+  if (len < min_size || item_off < ph->pd_upper || item_off + len > ph->pd_special ||
+      (item_off & (MAXIMUM_ALIGNOF - 1)) != 0)
+    return NULL;
+  return (char*)page + item_off;
+}
+
+HnswElementTuple HnswStoreGetElement(Page page, OffsetNumber off, int dim) {
+  HnswElementTuple etup = (HnswElementTuple)PageItem(page, off, HNSW_ELEMENT_TUPLE_SIZE(dim));
+  if (etup == NULL || etup->type != HNSW_ELEMENT_TUPLE || etup->level > HNSW_MAX_LEVEL) return NULL;
+  return etup;
+}
+
+HnswNeighborTuple HnswStoreGetNeighbors(Page page, OffsetNumber off, int m) {
+  HnswNeighborTuple ntup = (HnswNeighborTuple)PageItem(page, off, offsetof(HnswNeighborTupleData, ids));
+  if (ntup == NULL || ntup->type != HNSW_NEIGHBOR_TUPLE || ntup->level > HNSW_MAX_LEVEL ||
+      ntup->count != HnswNeighborSlots(ntup->level, m))
+    return NULL;
+  ItemId iid = PageGetItemId(page, off);
+  if (ItemIdGetLength(iid) < HNSW_NEIGHBOR_TUPLE_SIZE(ntup->count)) return NULL;
+  return ntup;
+}
+
+// Pins block blkno of the index unless it lies beyond the end (a stale or
+// corrupt link): refreshes the cached size once before giving up.
+static inline Buffer ReadElementBuffer(HnswStore* store, BlockNumber blkno) {
+  if (blkno == HNSW_METAPAGE_BLKNO || blkno == InvalidBlockNumber) return InvalidBuffer;
+  if (blkno >= store->nblocks) {
+    store->nblocks = RelationGetNumberOfBlocks(store->index);
+    if (blkno >= store->nblocks) return InvalidBuffer;
+  }
+  store->buffer_reads++;
+  return ReadBuffer(store->index, blkno);
+}
+
+// Sorts idx[0..n) so that ids[idx[]] ascend (insertion sort: n is small and
+// the ids of one neighbour list are often nearly sorted already).
+static inline void SortByBlock(const ElementId* ids, int n, uint16* idx) {
+  for (int i = 0; i < n; i++) idx[i] = (uint16)i;
+  for (int i = 1; i < n; i++) {
+    const uint16 v = idx[i];
+    const ElementId key = ids[v];
+    int j = i - 1;
+    while (j >= 0 && ids[idx[j]] > key) {
+      idx[j + 1] = idx[j];
+      j--;
+    }
+    idx[j + 1] = v;
+  }
+}
+
+// A new cache entry's words, or NULL when the cache is full or disabled.
+static uint64* CacheEntry(HnswStore* store, uint32* index) {
+  if (store->nentries >= store->max_entries) return NULL;
+  const uint32 e = store->nentries;
+  const uint32 chunk = e / HNSW_LINK_CHUNK;
+  if (chunk >= store->nchunks) {
+    if (store->nchunks == store->chunks_allocated) {
+      uint32 n = store->chunks_allocated == 0 ? 16 : store->chunks_allocated * 2;
+      uint64** grown = (uint64**)MemoryContextAlloc(store->cxt, n * sizeof(uint64*));
+      if (store->nchunks > 0) memcpy(grown, store->chunks, store->nchunks * sizeof(uint64*));
+      if (store->chunks != NULL) pfree(store->chunks);
+      store->chunks = grown;
+      store->chunks_allocated = n;
+    }
+    store->chunks[store->nchunks++] = (uint64*)MemoryContextAlloc(
+        store->cxt, (Size)HNSW_LINK_CHUNK * (Size)store->entry_words * sizeof(uint64));
+  }
+  store->nentries++;
+  *index = e;
+  return store->chunks[chunk] + (Size)(e % HNSW_LINK_CHUNK) * (Size)store->entry_words;
+}
+
+static inline uint64* CachedEntry(const HnswStore* store, uint64 aux) {
+  const uint32 e = (uint32)(aux & 0xFFFFFFFF);
+  return store->chunks[e / HNSW_LINK_CHUNK] + (Size)(e % HNSW_LINK_CHUNK) * (Size)store->entry_words;
+}
+
+// Copies the valid links of ntup on `level` to out (at most cap); returns how many.
+static inline int CopyLinks(HnswNeighborTuple ntup, int level, int m, uint64* out, int cap) {
+  const int start = HnswLevelStart(level, m);
+  int slots = HnswLevelSlots(level, m);
+  if (slots > cap) slots = cap;
+  int n = 0;
+  for (int i = 0; i < slots; i++) {
+    const ItemPointerData* tid = &ntup->ids[start + i];
+    if (HnswLinkIsValid(tid)) out[n++] = HnswPackTid(tid);
+  }
+  return n;
+}
+
+void HnswStore::Score(const ElementId* ids, int n, int level, float bound, Candidate* out, uint8_t* flags) {
+  uint16 order[vecext::hnsw::kMaxLinks];
+  SortByBlock(ids, n, order);
+  const Size element_size = HNSW_ELEMENT_TUPLE_SIZE(dim);
+  int i = 0;
+  while (i < n) {
+    const BlockNumber blkno = IdBlock(ids[order[i]]);
+    int end = i + 1;
+    while (end < n && IdBlock(ids[order[end]]) == blkno) end++;
+
+    Buffer buf = ReadElementBuffer(this, blkno);
+    if (!BufferIsValid(buf)) {
+      for (int k = i; k < end; k++) flags[order[k]] = 0;
+      i = end;
+      continue;
+    }
+    LockBuffer(buf, BUFFER_LOCK_SHARE);
+    Page page = BufferGetPage(buf);
+    const bool usable = HnswStoreCheckElementPage(index, page, blkno);
+    for (int k = i; k < end; k++) {
+      const int at = order[k];
+      flags[at] = 0;
+      if (!usable) continue;
+      HnswElementTuple etup = (HnswElementTuple)PageItem(page, IdOffset(ids[at]), element_size);
+      if (etup == NULL || etup->type != HNSW_ELEMENT_TUPLE || etup->level < level || etup->level > HNSW_MAX_LEVEL)
+        continue;
+      float d = dist_offset + dist_scale * kernel(query, etup->vec, (std::size_t)dim);
+      if (std::isnan(d)) d = std::numeric_limits<float>::infinity();
+      out[at].distance = d;
+      out[at].id = ids[at];
+      flags[at] = (uint8_t)(vecext::hnsw::kScoreValid |
+                            ((etup->flags & HNSW_ELEMENT_DELETED) ? 0 : vecext::hnsw::kScoreReturnable));
+
+      const BlockNumber nblk = ItemPointerGetBlockNumberNoCheck(&etup->neighbortid);
+      const OffsetNumber noff = ItemPointerGetOffsetNumberNoCheck(&etup->neighbortid);
+      if (nblk != blkno) {
+        out[at].aux = AUX_REMOTE | HnswPackTid(&etup->neighbortid);
+        continue;
+      }
+      const uint64 heap = HnswPackTid(&etup->heaptid);
+      out[at].aux = heap | ((uint64)(noff & AUX_OFFSET_MASK) << AUX_OFFSET_SHIFT);
+      if (!(d < bound) || nentries >= max_entries) continue;
+      // About to be queued: copy its links now, the page is locked anyway.
+      HnswNeighborTuple ntup = HnswStoreGetNeighbors(page, noff, m);
+      if (ntup == NULL || ntup->level < level) continue;
+      uint32 e;
+      uint64* entry = CacheEntry(this, &e);
+      if (entry == NULL) continue;
+      const int count = CopyLinks(ntup, level, m, entry + 2, 2 * m);
+      entry[0] = heap | ((uint64)count << 48) | ((uint64)level << 56);
+      entry[1] = HnswPackTid(&etup->neighbortid);
+      out[at].aux = AUX_CACHED | e;
+    }
+    UnlockReleaseBuffer(buf);
+    i = end;
+  }
+}
+
+int HnswStore::Neighbors(const Candidate& c, int level, ElementId* out, int cap) {
+  ItemPointerData tid;
+  if (c.aux & AUX_CACHED) {
+    const uint64* entry = CachedEntry(this, c.aux);
+    if ((int)(entry[0] >> 56) == level) {
+      int count = (int)((entry[0] >> 48) & 0xFF);
+      if (count > cap) count = cap;
+      memcpy(out, entry + 2, (Size)count * sizeof(uint64));
+      return count;
+    }
+    HnswUnpackTid(entry[1], &tid);
+  } else {
+    HnswStoreNeighborTid(this, c, &tid);
+  }
+  CHECK_FOR_INTERRUPTS();
+  const BlockNumber blkno = ItemPointerGetBlockNumberNoCheck(&tid);
+  Buffer buf = ReadElementBuffer(this, blkno);
+  if (!BufferIsValid(buf)) return 0;
+  LockBuffer(buf, BUFFER_LOCK_SHARE);
+  Page page = BufferGetPage(buf);
+  int count = 0;
+  if (HnswStoreCheckElementPage(index, page, blkno)) {
+    HnswNeighborTuple ntup = HnswStoreGetNeighbors(page, ItemPointerGetOffsetNumberNoCheck(&tid), m);
+    if (ntup != NULL && ntup->level >= level) count = CopyLinks(ntup, level, m, out, cap);
+  }
+  UnlockReleaseBuffer(buf);
+  return count;
+}
+
+void HnswStoreNeighborTid(const HnswStore* store, const Candidate& c, ItemPointer tid) {
+  if (c.aux & AUX_CACHED) {
+    HnswUnpackTid(CachedEntry(store, c.aux)[1], tid);
+  } else if (c.aux & AUX_REMOTE) {
+    HnswUnpackTid(c.aux & AUX_TID_MASK, tid);
+  } else {
+    ItemPointerSet(tid, IdBlock(c.id), (OffsetNumber)((c.aux >> AUX_OFFSET_SHIFT) & AUX_OFFSET_MASK));
+  }
+}
+
+bool HnswStoreHeapTid(HnswStore* store, const Candidate& c, ItemPointer heaptid) {
+  if (c.aux & AUX_CACHED) {
+    HnswUnpackTid(CachedEntry(store, c.aux)[0] & AUX_TID_MASK, heaptid);
+    return true;
+  }
+  if (!(c.aux & AUX_REMOTE)) {
+    HnswUnpackTid(c.aux & AUX_TID_MASK, heaptid);
+    return true;
+  }
+  HnswElementInfo info;
+  float* vec = (float*)palloc(sizeof(float) * (Size)store->dim);
+  HnswStoreLoadElements(store, &c.id, 1, vec, &info);
+  pfree(vec);
+  if (!info.valid) return false;
+  *heaptid = info.heaptid;
+  return true;
+}
+
+void HnswStoreLoadElements(HnswStore* store, const ElementId* ids, int n, float* vecs, HnswElementInfo* info) {
+  const Size element_size = HNSW_ELEMENT_TUPLE_SIZE(store->dim);
+  int i = 0;
+  // ids may be more than kMaxLinks here: sort an index array from the caller's context.
+  uint16 small_order[vecext::hnsw::kMaxLinks];
+  uint16* order = n <= vecext::hnsw::kMaxLinks ? small_order : (uint16*)palloc(sizeof(uint16) * (Size)n);
+  SortByBlock(ids, n, order);
+  while (i < n) {
+    const BlockNumber blkno = IdBlock(ids[order[i]]);
+    int end = i + 1;
+    while (end < n && IdBlock(ids[order[end]]) == blkno) end++;
+    for (int k = i; k < end; k++) info[order[k]].valid = false;
+    Buffer buf = ReadElementBuffer(store, blkno);
+    if (BufferIsValid(buf)) {
+      LockBuffer(buf, BUFFER_LOCK_SHARE);
+      Page page = BufferGetPage(buf);
+      if (HnswStoreCheckElementPage(store->index, page, blkno)) {
+        for (int k = i; k < end; k++) {
+          const int at = order[k];
+          HnswElementTuple etup = (HnswElementTuple)PageItem(page, IdOffset(ids[at]), element_size);
+          if (etup == NULL || etup->type != HNSW_ELEMENT_TUPLE || etup->level > HNSW_MAX_LEVEL) continue;
+          memcpy(vecs + (Size)at * (Size)store->dim, etup->vec, sizeof(float) * (Size)store->dim);
+          info[at].valid = true;
+          info[at].deleted = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
+          info[at].level = etup->level;
+          info[at].heaptid = etup->heaptid;
+          info[at].neighbortid = etup->neighbortid;
+        }
+      }
+      UnlockReleaseBuffer(buf);
+    }
+    i = end;
+  }
+  if (order != small_order) pfree(order);
+}

@@ -1,0 +1,117 @@
+// HnswStore: the core search's Store (src/core/hnsw_search.h) over the
+// index's shared buffers, used by scans and inserts.
+//
+// Score reads element tuples and computes distances with the SIMD kernel
+// directly on page memory (no fmgr call, no copy), visiting the ids grouped
+// by block so one pin and one shared lock serve every element of a page.
+// Neighbors reads a neighbour tuple. Both follow hnsw.h's reader rules: one
+// shared content lock at a time, everything validated before use, invalid
+// links skipped, structural corruption reported as an ERROR.
+//
+// Link cache: when Score finds an element closer than the search's bound (it
+// is about to be queued for expansion) whose neighbour tuple is on the same
+// page, it copies that level's links into a per-query arena while the page is
+// locked anyway, so expanding it later costs no buffer access.
+//
+// Candidate.aux (opaque to the core) says where an element's links are:
+//   bit 63 set:  cached; bits 0..31 index the arena entry
+//   bit 62 set:  neighbour tuple on another page; bits 0..47 its packed TID
+//                (the heap TID is then re-read from the element when needed)
+//   otherwise:   neighbour tuple on the element's page at offset bits 48..59;
+//                bits 0..47 the packed heap TID
+#pragma once
+
+#include "pg/pg_includes.h"
+
+#include <cstdint>
+
+#include "core/distance.h"
+#include "core/hnsw_types.h"
+#include "pg/hnsw.h"
+
+// One element as LoadElements returns it.
+struct HnswElementInfo {
+  bool valid;               // the id named an element tuple (all else is unset when false)
+  bool deleted;             // HNSW_ELEMENT_DELETED
+  int level;
+  ItemPointerData heaptid;
+  ItemPointerData neighbortid;
+};
+
+// A chunked arena of cached link lists (see above).
+#define HNSW_LINK_CHUNK 256  // entries per chunk
+
+struct HnswStore {
+  Relation index;
+  int dim;
+  int m;
+  const float* query;             // dim floats, prepared (normalized for cosine)
+  vecext::DistanceFn kernel;      // index distance = dist_offset + dist_scale * kernel(query, v)
+  float dist_offset;
+  float dist_scale;
+  BlockNumber nblocks;            // relation size as last seen (refreshed on demand)
+  MemoryContext cxt;              // where the link cache grows
+
+  // Link cache: entries of (2 + 2m) uint64: [heaptid | count << 48 | level << 56], [neighbortid], links...
+  uint64** chunks;
+  uint32 nchunks;
+  uint32 chunks_allocated;
+  uint32 nentries;
+  uint32 max_entries;             // 0 disables the cache
+  int entry_words;
+
+  uint64 buffer_reads;            // ReadBuffer calls (statistics)
+
+  void Score(const vecext::hnsw::ElementId* ids, int n, int level, float bound, vecext::hnsw::Candidate* out,
+             uint8_t* flags);
+  int Neighbors(const vecext::hnsw::Candidate& c, int level, vecext::hnsw::ElementId* out, int cap);
+};
+
+// Prepares a store for `index` (dimensions and m from its metapage) with
+// `metric` (vecext::Metric). The query is set separately (HnswStoreSetQuery).
+// Memory for the link cache comes from `cxt`; max_cache_bytes 0 disables it.
+void HnswStoreInit(HnswStore* store, Relation index, int dim, int m, int metric, MemoryContext cxt,
+                   Size max_cache_bytes);
+
+// Sets the query (kept by pointer) and forgets cached links (their memory
+// must have been reset with cxt, or is reused).
+void HnswStoreSetQuery(HnswStore* store, const float* query);
+
+// The heap TID of a scored candidate: from aux, or read from the element.
+// Returns false when the element is gone or no longer matches.
+bool HnswStoreHeapTid(HnswStore* store, const vecext::hnsw::Candidate& c, ItemPointer heaptid);
+
+// The TID of a scored candidate's neighbour tuple.
+void HnswStoreNeighborTid(const HnswStore* store, const vecext::hnsw::Candidate& c, ItemPointer tid);
+
+// Copies the vectors (dim floats each, to vecs + i * dim) and facts of
+// elements ids[0..n), visiting pages in block order. Invalid ids get
+// info[i].valid = false and an unspecified vector.
+void HnswStoreLoadElements(HnswStore* store, const vecext::hnsw::ElementId* ids, int n, float* vecs,
+                           HnswElementInfo* info);
+
+// The element tuple at `off` of a locked element page, validated (type, size
+// for `dim`, bounds), or NULL.
+HnswElementTuple HnswStoreGetElement(Page page, OffsetNumber off, int dim);
+
+// The neighbour tuple at `off` of a locked element page, validated (type,
+// count for `m`, bounds; tombstones fail), or NULL.
+HnswNeighborTuple HnswStoreGetNeighbors(Page page, OffsetNumber off, int m);
+
+// Whether a link slot holds a TID that may name an element (not invalid, not
+// on the metapage).
+static inline bool HnswLinkIsValid(const ItemPointerData* tid) {
+  return ItemPointerGetOffsetNumberNoCheck(tid) != InvalidOffsetNumber &&
+         ItemPointerGetBlockNumberNoCheck(tid) != InvalidBlockNumber &&
+         ItemPointerGetBlockNumberNoCheck(tid) != HNSW_METAPAGE_BLKNO;
+}
+
+// Reads and checks an element page's special space after locking it: an
+// ERROR (corruption) unless it is an element page; returns false for a new
+// (all-zero) page, which holds nothing.
+bool HnswStoreCheckElementPage(Relation index, Page page, BlockNumber blkno);
+
+// ---- src/pg/hnsw_scan.cpp ----------------------------------------------------
+// Installs the ExecutorStart hook that hands `WHERE dist < d` bounds to hnsw
+// scans (idempotent). Call once from _PG_init.
+void HnswScanInit(void);
