@@ -472,8 +472,12 @@ static void CheckHeapAllIndexed(InspectState* st, Relation heap, Snapshot snapsh
 // Permission, locks, and the hnsw check of the relation.
 static void OpenForInspection(Oid indexoid, Relation* heap, Relation* index) {
   Oid heapoid = IndexGetRelation(indexoid, true);
-  if (!OidIsValid(heapoid))
-    ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("relation with OID %u is not an index", indexoid)));
+  if (!OidIsValid(heapoid)) {
+    char* name = get_rel_name(indexoid);
+    if (name == NULL)
+      ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation with OID %u does not exist", indexoid)));
+    ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("\"%s\" is not an index", name)));
+  }
   if (!pg_class_ownercheck(heapoid, GetUserId()) && !has_privs_of_role(GetUserId(), ROLE_PG_MONITOR))
     ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                     errmsg("permission denied to inspect index \"%s\"", get_rel_name(indexoid)),

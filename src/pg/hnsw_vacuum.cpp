@@ -96,6 +96,11 @@ struct HnswVacuumState {
   // Scratch for the neighbour slots of the element being repaired.
   ItemPointerData* slots;
   int nslots;
+  // The entry point when the repair pass started (for the search fallback).
+  ItemPointerData entry;
+  int entry_level;
+  int64 repaired;  // elements whose links were repaired
+  int64 searches;  // levels that needed the search fallback
 };
 
 static inline uint64 TidKey(const ItemPointerData* tid) { return HnswPackTid(tid); }
@@ -287,6 +292,195 @@ static void CollectFromDead(HnswVacuumState* vs, uint64 dead_id, int lc, uint64 
   }
 }
 
+// ---- (b') search fallback ----------------------------------------------------
+//
+// When the dead neighbours' neighbourhoods hold too few live elements (heavy
+// deletion), the candidates come from a search of the graph instead: a
+// greedy descent from the entry point to level lc + 1, then a beam search of
+// ef_construction on level lc. Dead elements still have their links until
+// (d), so the search passes through them (as scans do) and returns only
+// live elements; it stops after HNSW_VACUUM_SEARCH_VISITS elements.
+
+#define HNSW_VACUUM_SEARCH_VISITS(ef) (20 * (ef) + 1000)
+
+struct HnswSearchItem {
+  float distance;
+  uint64 id;
+};
+
+// A binary heap of HnswSearchItem: a min-heap when `max` is false.
+struct HnswSearchHeap {
+  HnswSearchItem* items;
+  int n;
+  int cap;
+  bool max;
+};
+
+static bool HeapBefore(const HnswSearchHeap* h, const HnswSearchItem* a, const HnswSearchItem* b) {
+  return h->max ? a->distance > b->distance : a->distance < b->distance;
+}
+
+static void HeapPush(HnswSearchHeap* h, float distance, uint64 id) {
+  if (h->n == h->cap) {
+    h->cap *= 2;
+    h->items = (HnswSearchItem*)repalloc(h->items, sizeof(HnswSearchItem) * h->cap);
+  }
+  int i = h->n++;
+  h->items[i].distance = distance;
+  h->items[i].id = id;
+  while (i > 0) {
+    int parent = (i - 1) / 2;
+    if (!HeapBefore(h, &h->items[i], &h->items[parent])) break;
+    HnswSearchItem tmp = h->items[i];
+    h->items[i] = h->items[parent];
+    h->items[parent] = tmp;
+    i = parent;
+  }
+}
+
+static HnswSearchItem HeapPop(HnswSearchHeap* h) {
+  HnswSearchItem top = h->items[0];
+  h->items[0] = h->items[--h->n];
+  int i = 0;
+  for (;;) {
+    int l = 2 * i + 1, r = l + 1, best = i;
+    if (l < h->n && HeapBefore(h, &h->items[l], &h->items[best])) best = l;
+    if (r < h->n && HeapBefore(h, &h->items[r], &h->items[best])) best = r;
+    if (best == i) break;
+    HnswSearchItem tmp = h->items[i];
+    h->items[i] = h->items[best];
+    h->items[best] = tmp;
+    i = best;
+  }
+  return top;
+}
+
+static void HeapInit(HnswSearchHeap* h, bool max) {
+  h->cap = 64;
+  h->n = 0;
+  h->max = max;
+  h->items = (HnswSearchItem*)palloc(sizeof(HnswSearchItem) * h->cap);
+}
+
+// A visited element of the search.
+struct HnswVisited {
+  uint64 id;
+  ItemPointerData neighbortid;
+  int level;
+  bool dead;
+  bool usable;  // an element tuple of level >= the searched level
+};
+
+// Reads element `id` (live or dead): its vector into `vec`, its neighbour
+// TID, level and whether it is dead. False when it is not an element.
+static bool ReadAnyElement(HnswVacuumState* vs, uint64 id, float* vec, HnswVisited* out) {
+  ItemPointerData tid;
+  HnswUnpackTid(id, &tid);
+  if (!BlockExists(vs, &tid)) return false;
+  Buffer buf = ReadPage(vs, ItemPointerGetBlockNumber(&tid), BUFFER_LOCK_SHARE, NULL);
+  HnswElementTuple etup = HnswPageGetElement(BufferGetPage(buf), ItemPointerGetOffsetNumber(&tid), vs->dim);
+  bool ok = etup != NULL;
+  if (ok) {
+    memcpy(vec, etup->vec, sizeof(float) * vs->dim);
+    out->neighbortid = etup->neighbortid;
+    out->level = etup->level;
+    out->dead = (etup->flags & HNSW_ELEMENT_DELETED) != 0 || IsDead(vs, id);
+  }
+  UnlockReleaseBuffer(buf);
+  return ok;
+}
+
+// Adds to `pool` up to pool_cap live elements of level >= lc near `vec`,
+// found by searching the graph from the entry point (see above).
+static void SearchLiveCandidates(HnswVacuumState* vs, uint64 self, const float* vec, int lc, uint64* pool,
+                                 int* npool, int pool_cap, ItemPointerData* scratch) {
+  if (!ItemPointerIsValid(&vs->entry) || vs->entry_level < lc) return;
+  vs->searches++;
+  HASHCTL ctl;
+  memset(&ctl, 0, sizeof(ctl));
+  ctl.keysize = sizeof(uint64);
+  ctl.entrysize = sizeof(HnswVisited);
+  ctl.hcxt = CurrentMemoryContext;
+  HTAB* visited = hash_create("hnsw vacuum search", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+  float* evec = (float*)palloc(sizeof(float) * vs->dim);
+  int max_visits = HNSW_VACUUM_SEARCH_VISITS(vs->ef_construction);
+  int nvisits = 0;
+
+  // Visits `id`: reads it once and returns its entry (NULL if not an element).
+  uint64 cur = HnswPackTid(&vs->entry);
+  HnswVisited* v = (HnswVisited*)hash_search(visited, &cur, HASH_ENTER, NULL);
+  v->usable = ReadAnyElement(vs, cur, evec, v);
+  nvisits++;
+  if (!v->usable) return;
+  float cur_dist = vs->distance(vec, evec, (std::size_t)vs->dim);
+
+  // Greedy descent through the levels above lc.
+  for (int level = v->level; level > lc; level--) {
+    bool changed = true;
+    while (changed && nvisits < max_visits) {
+      changed = false;
+      HnswVisited* c = (HnswVisited*)hash_search(visited, &cur, HASH_FIND, NULL);
+      int count = ReadNeighbors(vs, &c->neighbortid, c->level, scratch);
+      int start = HnswLevelStart(level, vs->m);
+      for (int i = start; i < start + HnswLevelSlots(level, vs->m) && i < count; i++) {
+        if (!ItemPointerIsValid(&scratch[i])) continue;
+        uint64 id = TidKey(&scratch[i]);
+        bool found;
+        HnswVisited* e = (HnswVisited*)hash_search(visited, &id, HASH_ENTER, &found);
+        if (!found) {
+          e->usable = ReadAnyElement(vs, id, evec, e) && e->level >= level;
+          nvisits++;
+          if (!e->usable) continue;
+          float d = vs->distance(vec, evec, (std::size_t)vs->dim);
+          if (d < cur_dist) {
+            cur_dist = d;
+            cur = id;
+            changed = true;
+          }
+        }
+      }
+    }
+  }
+
+  // Beam search on level lc: candidates (min-heap) and live results (max-heap).
+  int ef = vs->ef_construction;
+  HnswSearchHeap cands, results;
+  HeapInit(&cands, false);
+  HeapInit(&results, true);
+  HeapPush(&cands, cur_dist, cur);
+  HnswVisited* start_elem = (HnswVisited*)hash_search(visited, &cur, HASH_FIND, NULL);
+  if (!start_elem->dead && cur != self) HeapPush(&results, cur_dist, cur);
+  while (cands.n > 0 && nvisits < max_visits) {
+    CHECK_FOR_INTERRUPTS();
+    HnswSearchItem c = HeapPop(&cands);
+    if (results.n >= ef && c.distance > results.items[0].distance) break;
+    HnswVisited* ce = (HnswVisited*)hash_search(visited, &c.id, HASH_FIND, NULL);
+    int count = ReadNeighbors(vs, &ce->neighbortid, ce->level, scratch);
+    int start = HnswLevelStart(lc, vs->m);
+    for (int i = start; i < start + HnswLevelSlots(lc, vs->m) && i < count; i++) {
+      if (!ItemPointerIsValid(&scratch[i])) continue;
+      uint64 id = TidKey(&scratch[i]);
+      bool found;
+      HnswVisited* e = (HnswVisited*)hash_search(visited, &id, HASH_ENTER, &found);
+      if (found) continue;
+      e->usable = ReadAnyElement(vs, id, evec, e) && e->level >= lc;
+      nvisits++;
+      if (!e->usable) continue;
+      float d = vs->distance(vec, evec, (std::size_t)vs->dim);
+      if (results.n < ef || d < results.items[0].distance) {
+        HeapPush(&cands, d, id);
+        if (!e->dead && id != self) {
+          HeapPush(&results, d, id);
+          if (results.n > ef) HeapPop(&results);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < results.n && *npool < pool_cap; i++) {
+    if (!ContainsId(pool, *npool, results.items[i].id)) pool[(*npool)++] = results.items[i].id;
+  }
+}
+
 // One new link chosen by the repair (for the write and the back-links).
 struct HnswNewLink {
   uint64 id;
@@ -311,6 +505,8 @@ static void SelectForLevel(HnswVacuumState* vs, uint64 self, const float* vec, i
     CollectFromDead(vs, dead_links[i], lc, self, pool, &npool, pool_cap, hop, &nhop, hop_cap, scratch);
   for (int i = 0; i < nhop; i++)
     CollectFromDead(vs, hop[i], lc, self, pool, &npool, pool_cap, NULL, NULL, 0, scratch);
+  // Too few candidates nearby (heavy deletion): search the graph.
+  if (npool - nkept < nfree) SearchLiveCandidates(vs, self, vec, lc, pool, &npool, pool_cap, scratch);
 
   // Load vectors and distances. kept links come first in `pool`.
   HnswCandidate* selected = (HnswCandidate*)palloc(sizeof(HnswCandidate) * (nkept + nfree));
@@ -482,6 +678,10 @@ static void RepairElement(HnswVacuumState* vs, uint64 self, int level, const flo
 }
 
 static void RepairGraph(HnswVacuumState* vs) {
+  HnswMetaPageData meta;
+  HnswReadMeta(vs->index, &meta);
+  vs->entry = meta.entry;
+  vs->entry_level = meta.entry_level;
   BlockNumber nblocks = RelationGetNumberOfBlocks(vs->index);
   vs->nblocks = nblocks;
   char* copy = (char*)palloc(BLCKSZ);
@@ -520,6 +720,7 @@ static void RepairGraph(HnswVacuumState* vs) {
       memcpy(vec, etup->vec, sizeof(float) * vs->dim);
       MemoryContext old = MemoryContextSwitchTo(vs->elemcxt);
       RepairElement(vs, self, level, vec, &ntid);
+      vs->repaired++;
       MemoryContextSwitchTo(old);
       MemoryContextReset(vs->elemcxt);
     }
@@ -750,6 +951,9 @@ static IndexBulkDeleteResult* HnswBulkDeleteImpl(IndexVacuumInfo* info, IndexBul
 
   stats->num_pages = RelationGetNumberOfBlocks(info->index);
   stats->estimated_count = false;
+  ereport(DEBUG1, (errmsg("hnsw vacuum of \"%s\": %lld dead elements, %lld elements repaired (%lld by search)",
+                          RelationGetRelationName(info->index), (long long)vs.ndead, (long long)vs.repaired,
+                          (long long)vs.searches)));
   MemoryContextSwitchTo(old);
   MemoryContextDelete(vaccxt);
   return stats;
