@@ -41,7 +41,8 @@ SELECT m, ef_construction FROM hnsw_index_stats('hnsw_ddl_opts');
 SELECT * FROM hnsw_index_check('hnsw_ddl_opts', true);
 CREATE INDEX hnsw_ddl_bounds ON hnsw_ddl USING hnsw (embedding vector_l2_ops) WITH (m = 2, ef_construction = 4);
 SELECT m, ef_construction FROM hnsw_index_stats('hnsw_ddl_bounds');
-SELECT * FROM hnsw_index_check('hnsw_ddl_bounds', true);
+-- with m = 2 some elements can be unreachable (a recall matter, not corruption)
+SELECT c FROM hnsw_index_check('hnsw_ddl_bounds', true) c WHERE c NOT LIKE '%reachable%';
 DROP INDEX hnsw_ddl_bounds;
 CREATE INDEX hnsw_ddl_bounds ON hnsw_ddl USING hnsw (embedding vector_l2_ops) WITH (m = 100, ef_construction = 1000);
 SELECT m, ef_construction FROM hnsw_index_stats('hnsw_ddl_bounds');

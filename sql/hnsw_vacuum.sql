@@ -15,12 +15,15 @@ SELECT q, ARRAY[sin(q * 0.5), cos(q * 0.9), sin(q * 1.7), cos(q * 0.3)]::vector 
 FROM generate_series(1, 20) q;
 
 -- delete 30% and vacuum
+CREATE TEMP TABLE hnsw_vac_before AS SELECT avg_degree FROM hnsw_index_stats('hnsw_vac_idx');
 DELETE FROM hnsw_vac WHERE id % 10 < 3;
 SELECT elements, deleted FROM hnsw_index_stats('hnsw_vac_idx');
 VACUUM hnsw_vac;
 SELECT elements, deleted FROM hnsw_index_stats('hnsw_vac_idx');
 SELECT * FROM hnsw_index_check('hnsw_vac_idx', true);
-SELECT min_degree[1] > 0 AS linked, avg_degree[1] > 12 AS dense FROM hnsw_index_stats('hnsw_vac_idx');
+-- the repaired graph is as dense as the one built
+SELECT s.min_degree[1] > 0 AS linked, s.avg_degree[1] >= 0.9 * b.avg_degree[1] AS dense
+FROM hnsw_index_stats('hnsw_vac_idx') s, hnsw_vac_before b;
 
 -- the index never returns a deleted row, and finds the exact neighbours
 SET enable_seqscan = off;

@@ -8,16 +8,21 @@
 //      for inserts that started before the marks: they may have chosen a
 //      dead element as a neighbour; inserts that start later never do.
 //  (b) Repair. Every live element with a link to a dead element gets, on
-//      each level where it has one, the dead links cleared and replaced by
-//      new neighbours chosen with the HNSW heuristic from a candidate pool:
-//      its remaining neighbours (kept), the live neighbours of the dead
-//      elements it linked to and, when those are dead too, of theirs (two
-//      hops). Free slots left after the heuristic are filled with the nearest
-//      pruned candidates. Each new link E -> N is mirrored N -> E when N has a
-//      free or dead slot on that level, so that elements reached only through
-//      dead elements stay reachable. Writes re-read the neighbour tuple under
-//      the exclusive lock and only touch dead or empty slots, so links added
-//      by concurrent inserts are never lost.
+//      each level where it has one, the dead links cleared and new
+//      neighbours chosen with the HNSW heuristic (a candidate is kept only if
+//      it is closer to the element than to every neighbour already kept, the
+//      remaining links counting as kept) from a candidate pool: the live
+//      neighbours of the dead elements it linked to and, when those are dead
+//      too, of theirs (two hops). When that pool is smaller than the number
+//      of dead links (heavy deletion), a search of the graph from the entry
+//      point, passing through dead elements, supplies the candidates. If the
+//      heuristic keeps fewer candidates than there were dead links, the
+//      nearest pruned ones make up the number, so an element never ends with
+//      fewer links than before. Each new link E -> N is mirrored N -> E when N
+//      has a free or dead slot on that level, so that elements reached only
+//      through dead elements stay reachable. Writes re-read the neighbour
+//      tuple under the exclusive lock and only touch dead or empty slots, so
+//      links added by concurrent inserts are never lost.
 //  (c) Entry point. Under HNSW_UPDATE_LOCK ExclusiveLock, a dead entry point
 //      is replaced by the highest-level live element (none: empty index).
 //  (d) Remove, in three steps so that a crash at any point leaves a valid
@@ -506,7 +511,7 @@ static void SelectForLevel(HnswVacuumState* vs, uint64 self, const float* vec, i
   for (int i = 0; i < nhop; i++)
     CollectFromDead(vs, hop[i], lc, self, pool, &npool, pool_cap, NULL, NULL, 0, scratch);
   // Too few candidates nearby (heavy deletion): search the graph.
-  if (npool - nkept < nfree) SearchLiveCandidates(vs, self, vec, lc, pool, &npool, pool_cap, scratch);
+  if (npool - nkept < ndead_links) SearchLiveCandidates(vs, self, vec, lc, pool, &npool, pool_cap, scratch);
 
   // Load vectors and distances. kept links come first in `pool`.
   HnswCandidate* selected = (HnswCandidate*)palloc(sizeof(HnswCandidate) * (nkept + nfree));
@@ -557,8 +562,9 @@ static void SelectForLevel(HnswVacuumState* vs, uint64 self, const float* vec, i
     (*nout)++;
     picked++;
   }
-  // Fill what is left with the nearest pruned candidates.
-  for (int i = 0; i < ncands && picked < nfree; i++) {
+  // Make up for the dead links with the nearest pruned candidates (the
+  // element keeps at least as many links as it had).
+  for (int i = 0; i < ncands && picked < ndead_links; i++) {
     if (!pruned[i]) continue;
     out[*nout].id = cands[i].id;
     out[*nout].neighbortid = cands[i].neighbortid;
