@@ -1,0 +1,599 @@
+// In-memory HNSW graph builder over hnswlib (see hnsw_build.h).
+//
+// hnswlib 0.6.2 stores each element's data inline next to its level-0 links.
+// We give it a "space" whose data is a pointer to the row's vector in our
+// chunks and whose distance follows both pointers into our SIMD kernels, so
+// a vector is stored once and hnswlib's own (here scalar) kernels are unused.
+//
+// hnswlib's addPoint draws the element's level from a generator it shares
+// between threads without a lock, and keeps a label hash map we do not need;
+// InsertRow below is our insertion with the level fixed at Append, written
+// against hnswlib's public members and its searchBaseLayer and
+// mutuallyConnectNewElement (same locking as addPoint: an element's list
+// lock is held for its whole insertion; `global` while it raises the
+// entry level).
+#include "core/hnsw_build.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <queue>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "core/index_distance.h"
+
+// No SSE block in hnswlib.h: it would define non-inline cpuid helpers
+// (one definition per program), and its kernels are not used.
+#define NO_MANUAL_VECTORIZATION
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wtype-limits"
+#pragma GCC diagnostic ignored "-Wunused-variable"
+#pragma GCC diagnostic ignored "-Wclass-memaccess"
+#include <hnswlib/hnswlib.h>
+#pragma GCC diagnostic pop
+
+namespace vecext {
+namespace hnsw {
+namespace {
+
+using Index = hnswlib::HierarchicalNSW<float>;
+using hnswlib::tableint;
+
+constexpr std::size_t kChunkBytes = std::size_t{1} << 20;  // vector bytes per chunk (about)
+constexpr std::size_t kMaxChunkRows = 4096;
+constexpr std::size_t kUpdateLocks = Index::max_update_element_locks;  // hnswlib's fixed lock array
+constexpr std::size_t kMallocOverhead = 16;                            // glibc chunk header + rounding
+constexpr int kMaxM = 1000;
+constexpr std::size_t kPrefetchBytes = 256;
+
+struct DistanceParam {
+  DistanceFn fn;
+  std::size_t dim;
+};
+
+// hnswlib's data for an element is `const float*`; a and b point to such pointers.
+float PointerDistance(const void* a, const void* b, const void* param) {
+  const float* x;
+  const float* y;
+  std::memcpy(&x, a, sizeof x);
+  std::memcpy(&y, b, sizeof y);
+  const DistanceParam* p = static_cast<const DistanceParam*>(param);
+  return p->fn(x, y, p->dim);
+}
+
+class PointerSpace final : public hnswlib::SpaceInterface<float> {
+ public:
+  PointerSpace(DistanceFn fn, std::size_t dim) : param_{fn, dim} {}
+  size_t get_data_size() override { return sizeof(const float*); }
+  hnswlib::DISTFUNC<float> get_dist_func() override { return PointerDistance; }
+  void* get_dist_func_param() override { return &param_; }
+
+ private:
+  DistanceParam param_;
+};
+
+// A power of two, so that a row's chunk and slot are a shift and a mask.
+int ChunkShift(std::size_t dim) {
+  int shift = 0;
+  while ((std::size_t{2} << shift) * dim * sizeof(float) <= kChunkBytes && (std::size_t{2} << shift) <= kMaxChunkRows) {
+    shift++;
+  }
+  return shift;
+}
+
+std::size_t RowsPerChunk(std::size_t dim) { return std::size_t{1} << ChunkShift(dim); }
+
+std::size_t ChunkBytes(std::size_t dim) {
+  std::size_t rows = RowsPerChunk(dim);
+  return rows * (sizeof(std::uint64_t) + dim * sizeof(float) + 1);
+}
+
+// hnswlib's per-element bytes: level-0 record (links, data pointer, label),
+// linkLists_ pointer, element_levels_, link_list_locks_.
+std::size_t HnswlibBytesPerElement(int m) {
+  std::size_t level0 = 2 * static_cast<std::size_t>(m) * sizeof(tableint) + sizeof(hnswlib::linklistsizeint) +
+                       sizeof(const float*) + sizeof(hnswlib::labeltype);
+  return level0 + sizeof(char*) + sizeof(int) + sizeof(std::mutex);
+}
+
+// Expected bytes of upper-level link lists per element, doubled for safety:
+// P(level >= l) = m^-l, so E[level] = 1/(m-1); an element with level > 0
+// (probability 1/m) has one malloc of level * (4m + 4) + 1 bytes.
+std::size_t UpperLinkBytesPerElement(int m) {
+  double per_level = 4.0 * m + 4.0;
+  double expected = per_level / (m - 1.0) + (1.0 + kMallocOverhead) / m;
+  return static_cast<std::size_t>(std::ceil(2.0 * expected)) + 1;
+}
+
+}  // namespace
+
+class GraphBuilderImpl {
+ public:
+  explicit GraphBuilderImpl(const BuildParams& p)
+      : params_(p),
+        chunk_shift_(ChunkShift(p.dim)),
+        rows_per_chunk_(std::size_t{1} << chunk_shift_),
+        distance_(IndexDistanceFn(p.metric)),
+        space_(IndexDistanceFn(p.metric), p.dim),
+        rng_(p.seed),
+        level_mult_(1.0 / std::log(static_cast<double>(p.m))) {}
+
+  BuildParams params_;
+  int chunk_shift_;
+  std::size_t rows_per_chunk_;
+  DistanceFn distance_;
+  PointerSpace space_;
+  std::mt19937_64 rng_;
+  double level_mult_;
+
+  // Row storage: chunk = payload[rpc] (uint64), vectors[rpc * dim] (float), levels[rpc] (uint8).
+  std::vector<std::unique_ptr<unsigned char[]>> chunks_;
+  std::size_t rows_ = 0;
+
+  std::unique_ptr<Index> index_;
+  std::size_t inserted_ = 0;
+  std::atomic<std::size_t> upper_link_bytes_{0};
+  int max_threads_used_ = 0;
+
+  bool broken_ = false;
+  Status broken_status_;
+  char detail_[256] = "";
+
+  std::uint64_t* ChunkPayload(std::size_t c) const { return reinterpret_cast<std::uint64_t*>(chunks_[c].get()); }
+  float* ChunkVectors(std::size_t c) const {
+    return reinterpret_cast<float*>(chunks_[c].get() + rows_per_chunk_ * sizeof(std::uint64_t));
+  }
+  unsigned char* ChunkLevels(std::size_t c) const {
+    return chunks_[c].get() + rows_per_chunk_ * (sizeof(std::uint64_t) + params_.dim * sizeof(float));
+  }
+  float* VectorPtr(std::size_t row) const {
+    return ChunkVectors(row >> chunk_shift_) + (row & (rows_per_chunk_ - 1)) * params_.dim;
+  }
+  std::uint64_t PayloadOf(std::size_t row) const {
+    return ChunkPayload(row >> chunk_shift_)[row & (rows_per_chunk_ - 1)];
+  }
+  int LevelOf(std::size_t row) const { return ChunkLevels(row >> chunk_shift_)[row & (rows_per_chunk_ - 1)]; }
+
+  // Starts loading a vector ahead of its distance computation: its first
+  // lines; the hardware prefetcher follows the rest of a long vector.
+  void Prefetch(std::size_t row) const {
+    const char* p = reinterpret_cast<const char*>(VectorPtr(row));
+    const std::size_t bytes = std::min<std::size_t>(params_.dim * sizeof(float), kPrefetchBytes);
+    for (std::size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 3);
+  }
+
+  using MaxHeap = std::priority_queue<std::pair<float, tableint>, std::vector<std::pair<float, tableint>>,
+                                      Index::CompareByFirst>;
+
+  // The ef_construction nearest elements to `vec` on `level` reachable from
+  // ep (hnswlib's searchBaseLayer, reorganised for memory: a list is copied
+  // under its lock, then the unvisited neighbours' vectors are prefetched one
+  // ahead of their distance computation). May throw (std::bad_alloc).
+  MaxHeap SearchLayer(tableint ep, const float* vec, int level) const {
+    Index& h = *index_;
+    const std::size_t ef = h.ef_construction_;
+    hnswlib::VisitedList* vl = h.visited_list_pool_->getFreeVisitedList();
+    hnswlib::vl_type* visited = vl->mass;
+    const hnswlib::vl_type tag = vl->curV;
+    MaxHeap top;
+    MaxHeap candidates;  // by negated distance: nearest on top
+    tableint ids[2 * kMaxM];
+    try {
+      float d = distance_(vec, VectorPtr(ep), params_.dim);
+      top.emplace(d, ep);
+      candidates.emplace(-d, ep);
+      visited[ep] = tag;
+      float bound = d;
+      while (!candidates.empty()) {
+        const std::pair<float, tableint> c = candidates.top();
+        if (-c.first > bound && top.size() == ef) break;
+        candidates.pop();
+        std::size_t count;
+        {
+          std::unique_lock<std::mutex> lock(h.link_list_locks_[c.second]);
+          const hnswlib::linklistsizeint* list = h.get_linklist_at_level(c.second, level);
+          count = h.getListCount(const_cast<hnswlib::linklistsizeint*>(list));
+          std::memcpy(ids, list + 1, count * sizeof(tableint));
+        }
+        std::size_t fresh = 0;
+        for (std::size_t i = 0; i < count; i++) {
+          if (visited[ids[i]] != tag) {
+            visited[ids[i]] = tag;
+            ids[fresh++] = ids[i];
+          }
+        }
+        if (fresh > 0) Prefetch(ids[0]);
+        for (std::size_t i = 0; i < fresh; i++) {
+          if (i + 1 < fresh) Prefetch(ids[i + 1]);
+          const float dist = distance_(vec, VectorPtr(ids[i]), params_.dim);
+          if (top.size() < ef || dist < bound) {
+            candidates.emplace(-dist, ids[i]);
+            top.emplace(dist, ids[i]);
+            if (top.size() > ef) top.pop();
+            bound = top.top().first;
+          }
+        }
+      }
+    } catch (...) {
+      h.visited_list_pool_->releaseVisitedList(vl);
+      throw;
+    }
+    h.visited_list_pool_->releaseVisitedList(vl);
+    return top;
+  }
+
+  void SetDetail(const char* what) {
+    std::snprintf(detail_, sizeof detail_, "%s", what ? what : "");
+  }
+
+  int DrawLevel() {
+    // u in (0, 1]: never log(0).
+    double u = static_cast<double>((rng_() >> 11) + 1) * 0x1.0p-53;
+    double level = std::floor(-std::log(u) * level_mult_);
+    return level >= params_.max_level ? params_.max_level : static_cast<int>(level);
+  }
+
+  // Ensures hnswlib's arrays hold rows_ elements. May throw.
+  void EnsureIndex() {
+    if (!index_) {
+      index_.reset(new Index(&space_, rows_, static_cast<size_t>(params_.m),
+                             static_cast<size_t>(params_.ef_construction), params_.seed));
+    } else if (index_->max_elements_ < rows_) {
+      index_->resizeIndex(rows_);
+    }
+  }
+
+  // Inserts row `cur` (its level fixed at Append). May throw.
+  void InsertRow(tableint cur) {
+    Index& h = *index_;
+    const int level = LevelOf(cur);
+    const float* vec = VectorPtr(cur);
+    const void* query = &vec;
+
+    std::unique_lock<std::mutex> lock_el(h.link_list_locks_[cur]);
+    std::memset(h.data_level0_memory_ + cur * h.size_data_per_element_ + h.offsetLevel0_, 0,
+                h.size_data_per_element_);
+    std::memcpy(h.getDataByInternalId(cur), &vec, sizeof vec);
+    h.setExternalLabel(cur, cur);
+    if (level > 0) {
+      std::size_t bytes = h.size_links_per_element_ * level + 1;
+      char* links = static_cast<char*>(std::malloc(bytes));
+      if (links == nullptr) throw std::bad_alloc();
+      std::memset(links, 0, bytes);
+      h.linkLists_[cur] = links;
+      upper_link_bytes_.fetch_add(bytes + kMallocOverhead, std::memory_order_relaxed);
+    }
+    // Only now: hnswlib's destructor frees linkLists_[i] of elements whose level is > 0.
+    h.element_levels_[cur] = level;
+
+    std::unique_lock<std::mutex> lock_global(h.global);
+    const int top = h.maxlevel_;
+    tableint ep = h.enterpoint_node_;
+    if (top < 0) {  // the first element
+      h.enterpoint_node_ = cur;
+      h.maxlevel_ = level;
+      return;
+    }
+    if (level <= top) lock_global.unlock();
+
+    if (level < top) {  // greedy descent to the element's top level
+      float best = distance_(vec, VectorPtr(ep), params_.dim);
+      tableint ids[kMaxM];
+      for (int lc = top; lc > level; lc--) {
+        bool changed = true;
+        while (changed) {
+          changed = false;
+          std::size_t count;
+          {
+            std::unique_lock<std::mutex> lock(h.link_list_locks_[ep]);
+            hnswlib::linklistsizeint* list = h.get_linklist(ep, lc);
+            count = h.getListCount(list);
+            std::memcpy(ids, list + 1, count * sizeof(tableint));
+          }
+          for (std::size_t i = 0; i < count; i++) {
+            if (i + 1 < count) Prefetch(ids[i + 1]);
+            float d = distance_(vec, VectorPtr(ids[i]), params_.dim);
+            if (d < best) {
+              best = d;
+              ep = ids[i];
+              changed = true;
+            }
+          }
+        }
+      }
+    }
+    for (int lc = std::min(level, top); lc >= 0; lc--) {
+      MaxHeap candidates = SearchLayer(ep, vec, lc);
+      ep = h.mutuallyConnectNewElement(query, cur, candidates, lc, false);
+    }
+    if (level > top) {  // still holding `global`
+      h.enterpoint_node_ = cur;
+      h.maxlevel_ = level;
+    }
+  }
+};
+
+namespace {
+
+// Shared state of one AddRows call.
+struct Work {
+  GraphBuilderImpl* impl;
+  std::size_t end;
+  StopFn stop;
+  const void* stop_arg;
+  std::atomic<std::size_t> next;
+  std::atomic<bool> abort{false};
+  std::atomic<bool> stopped{false};
+  std::mutex error_lock;
+  bool failed = false;
+  Status error;
+  char detail[256] = "";
+};
+
+void RecordError(Work* w, Status st, const char* detail) {
+  std::lock_guard<std::mutex> guard(w->error_lock);
+  if (!w->failed) {
+    w->failed = true;
+    w->error = st;
+    std::snprintf(w->detail, sizeof w->detail, "%s", detail);
+  }
+  w->abort.store(true, std::memory_order_relaxed);
+}
+
+void WorkLoop(Work* w) noexcept {
+  try {
+    for (;;) {
+      if (w->abort.load(std::memory_order_relaxed)) return;
+      if (w->stop != nullptr && w->stop(w->stop_arg)) {
+        w->stopped.store(true, std::memory_order_relaxed);
+        w->abort.store(true, std::memory_order_relaxed);
+        return;
+      }
+      std::size_t row = w->next.fetch_add(1, std::memory_order_relaxed);
+      if (row >= w->end) return;
+      w->impl->InsertRow(static_cast<tableint>(row));
+    }
+  } catch (const std::bad_alloc&) {
+    RecordError(w, Status::Error(StatusCode::kOutOfMemory, "out of memory while building the hnsw graph"),
+                "std::bad_alloc");
+  } catch (const std::exception& e) {
+    RecordError(w, Status::Error(StatusCode::kInternal, "hnswlib failed while building the graph"), e.what());
+  } catch (...) {
+    RecordError(w, Status::Error(StatusCode::kInternal, "hnswlib failed while building the graph"),
+                "unknown exception");
+  }
+}
+
+}  // namespace
+
+Status GraphBuilder::Create(const BuildParams& p, GraphBuilder** out) {
+  *out = nullptr;
+  if (p.dim < 1 || p.m < 2 || p.m > kMaxM || p.ef_construction < 1 || p.max_level < 0 || p.max_level > 255 ||
+      p.capacity >= (std::size_t{1} << 32)) {
+    return Status::Error(StatusCode::kInvalidInput, "invalid hnsw build parameters");
+  }
+  switch (p.metric) {
+    case Metric::kL2:
+    case Metric::kInnerProduct:
+    case Metric::kCosine:
+    case Metric::kL1:
+      break;
+    default:
+      return Status::Error(StatusCode::kInvalidInput, "invalid hnsw build metric");
+  }
+  GraphBuilder* b = new (std::nothrow) GraphBuilder();
+  if (b == nullptr) return Status::Error(StatusCode::kOutOfMemory, "out of memory");
+  try {
+    b->impl_ = new GraphBuilderImpl(p);
+  } catch (...) {
+    delete b;
+    return Status::Error(StatusCode::kOutOfMemory, "out of memory");
+  }
+  *out = b;
+  return Status::Ok();
+}
+
+void GraphBuilder::Destroy(GraphBuilder* builder) { delete builder; }
+
+GraphBuilder::~GraphBuilder() { delete impl_; }
+
+Status GraphBuilder::Append(const float* vec, std::uint64_t payload, std::size_t* row) {
+  GraphBuilderImpl& s = *impl_;
+  if (s.broken_) return s.broken_status_;
+  if (s.rows_ >= s.params_.capacity) {
+    s.SetDetail("capacity reached");
+    return Status::Error(StatusCode::kLimitExceeded, "the hnsw build holds its maximum number of rows");
+  }
+  std::size_t chunk = s.rows_ / s.rows_per_chunk_;
+  std::size_t slot = s.rows_ % s.rows_per_chunk_;
+  if (chunk == s.chunks_.size()) {
+    try {
+      s.chunks_.emplace_back(new unsigned char[ChunkBytes(s.params_.dim)]);
+    } catch (...) {
+      s.SetDetail("std::bad_alloc");
+      return Status::Error(StatusCode::kOutOfMemory, "out of memory while loading the hnsw build");
+    }
+  }
+  float* dst = s.ChunkVectors(chunk) + slot * s.params_.dim;
+  std::memcpy(dst, vec, s.params_.dim * sizeof(float));
+  if (IndexNormalizes(s.params_.metric) && !NormalizeInPlace(dst, s.params_.dim)) {
+    s.SetDetail("zero norm");
+    return Status::Error(StatusCode::kInvalidInput, "a vector with zero norm cannot be indexed for cosine distance");
+  }
+  s.ChunkPayload(chunk)[slot] = payload;
+  s.ChunkLevels(chunk)[slot] = static_cast<unsigned char>(s.DrawLevel());
+  if (row != nullptr) *row = s.rows_;
+  s.rows_++;
+  return Status::Ok();
+}
+
+Status GraphBuilder::AddRows(std::size_t begin, std::size_t end, int threads, StopFn stop, const void* stop_arg,
+                             std::size_t* done) {
+  GraphBuilderImpl& s = *impl_;
+  if (done != nullptr) *done = s.inserted_;
+  if (s.broken_) return s.broken_status_;
+  if (begin != s.inserted_ || end < begin || end > s.rows_ || threads < 1) {
+    s.SetDetail("bad row range");
+    return Status::Error(StatusCode::kInvalidInput, "invalid row range for the hnsw build");
+  }
+  if (begin == end) return Status::Ok();
+  try {
+    s.EnsureIndex();
+  } catch (const std::bad_alloc&) {
+    s.SetDetail("std::bad_alloc");
+    return Status::Error(StatusCode::kOutOfMemory, "out of memory while building the hnsw graph");
+  } catch (const std::exception& e) {
+    s.SetDetail(e.what());
+    return Status::Error(StatusCode::kOutOfMemory, "out of memory while building the hnsw graph");
+  }
+
+  Work w;
+  w.impl = &s;
+  w.end = end;
+  w.stop = stop;
+  w.stop_arg = stop_arg;
+  w.next.store(begin);
+
+  std::size_t helpers = std::min<std::size_t>(static_cast<std::size_t>(threads) - 1, end - begin - 1);
+  std::thread pool[64];
+  helpers = std::min<std::size_t>(helpers, 64);
+  std::size_t started = 0;
+  if (helpers > 0) {
+    // Threads inherit the signal mask: block everything while creating them,
+    // so that signals keep going to the calling thread only.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    try {
+      for (; started < helpers; started++) pool[started] = std::thread(WorkLoop, &w);
+    } catch (const std::exception& e) {
+      RecordError(&w, Status::Error(StatusCode::kInternal, "could not start hnsw build threads"), e.what());
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+  s.max_threads_used_ = std::max<int>(s.max_threads_used_, static_cast<int>(started) + 1);
+  WorkLoop(&w);
+  for (std::size_t i = 0; i < started; i++) pool[i].join();
+
+  // Every claimed row was finished, so the rows done are a prefix.
+  std::size_t reached = std::min(w.next.load(), end);
+  s.inserted_ = reached;
+  if (s.index_->cur_element_count < reached) s.index_->cur_element_count = reached;
+  if (done != nullptr) *done = s.inserted_;
+  if (w.failed) {
+    s.broken_ = true;
+    s.broken_status_ = w.error;
+    s.SetDetail(w.detail);
+    return w.error;
+  }
+  if (w.stopped.load() && s.inserted_ < end) {
+    s.SetDetail("stopped");
+    return Status::Error(StatusCode::kCancelled, "the hnsw build was interrupted");
+  }
+  return Status::Ok();
+}
+
+std::size_t GraphBuilder::rows() const { return impl_->rows_; }
+std::size_t GraphBuilder::inserted() const { return impl_->inserted_; }
+std::size_t GraphBuilder::dim() const { return impl_->params_.dim; }
+int GraphBuilder::m() const { return impl_->params_.m; }
+const float* GraphBuilder::Vector(std::size_t row) const { return impl_->VectorPtr(row); }
+std::uint64_t GraphBuilder::Payload(std::size_t row) const { return impl_->PayloadOf(row); }
+int GraphBuilder::Level(std::size_t row) const { return impl_->LevelOf(row); }
+
+std::size_t GraphBuilder::Neighbors(std::size_t row, int level, std::uint32_t* out) const {
+  const Index& h = *impl_->index_;
+  const hnswlib::linklistsizeint* list = h.get_linklist_at_level(static_cast<tableint>(row), level);
+  std::size_t count = h.getListCount(const_cast<hnswlib::linklistsizeint*>(list));
+  count = std::min(count, MaxLinks(level));
+  std::memcpy(out, list + 1, count * sizeof(std::uint32_t));
+  return count;
+}
+
+bool GraphBuilder::EntryPoint(std::uint32_t* row, int* level) const {
+  const GraphBuilderImpl& s = *impl_;
+  if (!s.index_ || s.inserted_ == 0 || s.index_->maxlevel_ < 0) return false;
+  *row = s.index_->enterpoint_node_;
+  *level = s.index_->maxlevel_;
+  return true;
+}
+
+Status GraphBuilder::Search(const float* query, std::size_t k, std::size_t ef, std::uint32_t* ids, float* dists,
+                            std::size_t* found) const {
+  *found = 0;
+  const GraphBuilderImpl& s = *impl_;
+  if (!s.index_ || s.inserted_ == 0 || k == 0) return Status::Ok();
+  try {
+    s.index_->setEf(ef);
+    auto result = s.index_->searchKnn(&query, k);
+    std::size_t n = result.size();
+    *found = n;
+    while (!result.empty()) {  // farthest first
+      n--;
+      ids[n] = static_cast<std::uint32_t>(result.top().second);
+      dists[n] = result.top().first;
+      result.pop();
+    }
+  } catch (const std::bad_alloc&) {
+    *found = 0;
+    return Status::Error(StatusCode::kOutOfMemory, "out of memory while searching the hnsw graph");
+  } catch (...) {
+    *found = 0;
+    return Status::Error(StatusCode::kInternal, "hnswlib failed while searching the graph");
+  }
+  return Status::Ok();
+}
+
+std::size_t GraphBuilder::MemoryUsage() const {
+  const GraphBuilderImpl& s = *impl_;
+  std::size_t bytes = sizeof(GraphBuilder) + sizeof(GraphBuilderImpl);
+  bytes += s.chunks_.size() * (ChunkBytes(s.params_.dim) + kMallocOverhead) +
+           s.chunks_.capacity() * sizeof(void*);
+  if (s.index_) {
+    std::size_t n = s.index_->max_elements_;
+    std::size_t visited = static_cast<std::size_t>(std::max(1, s.max_threads_used_)) * sizeof(hnswlib::vl_type);
+    bytes += sizeof(Index) + n * (HnswlibBytesPerElement(s.params_.m) + visited) +
+             kUpdateLocks * sizeof(std::mutex) + s.upper_link_bytes_.load();
+  }
+  return bytes;
+}
+
+const char* GraphBuilder::ErrorDetail() const { return impl_->detail_; }
+
+std::size_t BuildBytesPerElement(std::size_t dim, int m, int threads) {
+  std::size_t row = sizeof(std::uint64_t) + dim * sizeof(float) + 1;
+  std::size_t visited = static_cast<std::size_t>(std::max(1, threads)) * sizeof(hnswlib::vl_type);
+  return row + HnswlibBytesPerElement(m) + visited + UpperLinkBytesPerElement(m);
+}
+
+std::size_t BuildFixedBytes(std::size_t dim, int m) {
+  // One partly filled chunk, hnswlib's update locks and objects, the chunk
+  // pointer array's slack, and a margin for the allocator (m: reserved).
+  (void)m;
+  return ChunkBytes(dim) + kUpdateLocks * sizeof(std::mutex) + sizeof(Index) + sizeof(GraphBuilderImpl) +
+         (std::size_t{64} << 10);
+}
+
+std::size_t BuildCapacity(std::size_t budget, std::size_t dim, int m, int threads) {
+  std::size_t fixed = BuildFixedBytes(dim, m);
+  if (budget <= fixed) return 0;
+  std::size_t n = (budget - fixed) / BuildBytesPerElement(dim, m, threads);
+  return std::min<std::size_t>(n, (std::size_t{1} << 32) - 1);
+}
+
+}  // namespace hnsw
+}  // namespace vecext

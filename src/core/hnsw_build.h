@@ -1,0 +1,122 @@
+// In-memory HNSW graph builder for index builds (no Postgres).
+//
+// The caller appends rows (a vector and a 64-bit payload each), then inserts
+// them into the graph in chunks, each chunk with N threads, and finally reads
+// the graph back (level, neighbours per level, entry point) to write pages.
+// The graph algorithm is hnswlib's (search layer, neighbour heuristic,
+// mutual linking); the distances are ours (IndexDistanceFn), the vectors are
+// stored once in the builder and hnswlib keeps a pointer to each.
+//
+// Rows are numbered 0, 1, ... in Append order; a row's number is its element
+// id in the graph. Levels are drawn at Append from a generator seeded with
+// BuildParams::seed, so they do not depend on the number of threads; with one
+// thread the whole graph is a deterministic function of the rows and seed.
+//
+// No exception leaves this API: failures are reported as Status (hnswlib's
+// exceptions and std::bad_alloc are caught inside). A GraphBuilder is used by
+// one caller thread at a time.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/distance.h"
+#include "core/status.h"
+
+namespace vecext {
+namespace hnsw {
+
+struct BuildParams {
+  std::size_t dim = 0;         // REQUIRES: >= 1
+  Metric metric = Metric::kL2;
+  int m = 16;                  // REQUIRES: 2..1000; 2m links on level 0, m above
+  int ef_construction = 64;    // REQUIRES: >= 1 (hnswlib uses max(ef_construction, m))
+  int max_level = 16;          // levels are capped here; REQUIRES: 0..255
+  std::size_t capacity = 0;    // most rows Append accepts; REQUIRES: < 2^32
+  std::uint64_t seed = 1;
+};
+
+// Polled by every build thread between two points; true means stop.
+// It must be safe to call from any thread (e.g. read a flag).
+using StopFn = bool (*)(const void* arg);
+
+class GraphBuilderImpl;
+
+class GraphBuilder {
+ public:
+  // Creates a builder; *out is owned by the caller and freed with Destroy.
+  // Allocates nothing proportional to capacity yet.
+  static Status Create(const BuildParams& params, GraphBuilder** out);
+  static void Destroy(GraphBuilder* builder);  // nullptr is fine
+
+  // Copies vec (dim floats) as the next row, with an opaque payload.
+  // Under cosine the copy is L2-normalized; a zero or non-finite norm is
+  // kInvalidInput and adds no row. kLimitExceeded when capacity rows exist.
+  Status Append(const float* vec, std::uint64_t payload, std::size_t* row = nullptr);
+
+  // Inserts rows [begin, end) into the graph with `threads` threads (the
+  // calling thread is one of them; the others run with every signal
+  // blocked). REQUIRES: begin == inserted(), end <= rows(), threads >= 1.
+  // `stop` (may be null) is polled before each point; when it returns true
+  // the threads finish the points they have started and return kCancelled.
+  // *done (may be null) receives inserted() on return: rows
+  // [begin, inserted()) are in the graph whatever the status, and a later
+  // call can continue from there. Any other error leaves the builder
+  // unusable (every later call fails).
+  Status AddRows(std::size_t begin, std::size_t end, int threads, StopFn stop = nullptr,
+                 const void* stop_arg = nullptr, std::size_t* done = nullptr);
+
+  std::size_t rows() const;      // rows appended
+  std::size_t inserted() const;  // rows in the graph (a prefix of the rows)
+  std::size_t dim() const;
+  int m() const;
+
+  // REQUIRES: row < rows().
+  const float* Vector(std::size_t row) const;  // normalized under cosine
+  std::uint64_t Payload(std::size_t row) const;
+  int Level(std::size_t row) const;
+
+  // The links of `row` on `level` (row numbers, nearest-first is not
+  // guaranteed). Returns how many were written to out.
+  // REQUIRES: row < inserted(), 0 <= level <= Level(row), out has room for
+  // MaxLinks(level) ids, and no AddRows is running.
+  std::size_t Neighbors(std::size_t row, int level, std::uint32_t* out) const;
+  std::size_t MaxLinks(int level) const { return level == 0 ? 2 * static_cast<std::size_t>(m()) : m(); }
+
+  // Entry point (a row of the highest level) and that level; false when
+  // the graph is empty.
+  bool EntryPoint(std::uint32_t* row, int* level) const;
+
+  // Approximate k-NN over the inserted rows (for tests and checks), nearest
+  // first. ids/dists have room for k; *found receives how many were written.
+  // query is compared as is (the caller normalizes under cosine).
+  Status Search(const float* query, std::size_t k, std::size_t ef, std::uint32_t* ids, float* dists,
+                std::size_t* found) const;
+
+  // Bytes this builder has allocated (from the sizes it requested).
+  std::size_t MemoryUsage() const;
+
+  // Detail of the last non-OK status (e.g. hnswlib's message); static or
+  // owned by the builder, valid until the next call.
+  const char* ErrorDetail() const;
+
+  ~GraphBuilder();
+  GraphBuilder(const GraphBuilder&) = delete;
+  GraphBuilder& operator=(const GraphBuilder&) = delete;
+
+ private:
+  GraphBuilder() = default;
+  GraphBuilderImpl* impl_ = nullptr;
+};
+
+// Memory model, used to keep a build within maintenance_work_mem: a builder
+// of n rows built with `threads` threads allocates at most
+//   BuildFixedBytes(dim, m) + n * BuildBytesPerElement(dim, m, threads).
+std::size_t BuildBytesPerElement(std::size_t dim, int m, int threads);
+std::size_t BuildFixedBytes(std::size_t dim, int m);
+
+// The most rows that fit in `budget` bytes (0 if not even the fixed part fits).
+std::size_t BuildCapacity(std::size_t budget, std::size_t dim, int m, int threads);
+
+}  // namespace hnsw
+}  // namespace vecext

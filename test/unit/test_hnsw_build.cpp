@@ -1,0 +1,420 @@
+// Unit tests of the in-memory HNSW graph builder (src/core/hnsw_build.h):
+// recall against exact search (through hnswlib's search and through our own
+// search over the graph as read back for the pages), graph invariants,
+// parallel builds, determinism, cancellation, errors and the memory model.
+#include <malloc.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <queue>
+#include <random>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "core/hnsw_build.h"
+#include "core/index_distance.h"
+
+namespace vecext {
+namespace hnsw {
+namespace {
+
+// Seeded data shaped like embeddings: `clusters` Gaussian blobs in an
+// 8-dimensional latent space, projected to `dim` dimensions (the projection
+// and centres depend only on dim and clusters, so queries drawn with another
+// seed come from the same distribution), plus a little noise.
+std::vector<float> ClusteredData(std::size_t n, std::size_t dim, int clusters, std::uint64_t seed) {
+  const std::size_t latent = std::min<std::size_t>(8, dim);
+  std::mt19937_64 shape(1000 * dim + clusters);
+  std::normal_distribution<float> gauss(0.0f, 1.0f);
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  std::vector<float> proj(latent * dim), centers(static_cast<std::size_t>(clusters) * latent);
+  for (float& x : proj) x = gauss(shape);
+  for (float& c : centers) c = uni(shape);
+  std::mt19937_64 rng(seed);
+  std::vector<float> data(n * dim), z(latent);
+  for (std::size_t i = 0; i < n; i++) {
+    std::size_t c = rng() % clusters;
+    for (std::size_t l = 0; l < latent; l++) z[l] = centers[c * latent + l] + 0.35f * gauss(rng);
+    for (std::size_t j = 0; j < dim; j++) {
+      float x = 0.05f * gauss(rng);
+      for (std::size_t l = 0; l < latent; l++) x += z[l] * proj[l * dim + j];
+      data[i * dim + j] = x;
+    }
+  }
+  return data;
+}
+
+struct Owned {
+  GraphBuilder* b = nullptr;
+  ~Owned() { GraphBuilder::Destroy(b); }
+};
+
+BuildParams Params(std::size_t dim, Metric metric, std::size_t capacity, int m = 16, int efc = 100) {
+  BuildParams p;
+  p.dim = dim;
+  p.metric = metric;
+  p.m = m;
+  p.ef_construction = efc;
+  p.capacity = capacity;
+  p.seed = 42;
+  return p;
+}
+
+void Load(GraphBuilder* b, const std::vector<float>& data, std::size_t dim) {
+  std::size_t n = data.size() / dim;
+  for (std::size_t i = 0; i < n; i++) {
+    std::size_t row = 0;
+    ASSERT_TRUE(b->Append(&data[i * dim], 1000 + i, &row).ok());
+    ASSERT_EQ(row, i);
+  }
+}
+
+// Exact k nearest rows of q (stored, i.e. normalized, vectors) by the index distance.
+std::vector<float> ExactDistances(const GraphBuilder& b, Metric metric, const float* q) {
+  DistanceFn fn = IndexDistanceFn(metric);
+  std::vector<float> d(b.rows());
+  for (std::size_t i = 0; i < b.rows(); i++) d[i] = fn(q, b.Vector(i), b.dim());
+  return d;
+}
+
+// Fraction of returned ids whose exact distance is within the k-th smallest
+// (ties at the k-th distance make several answers correct).
+double RecallOf(const std::vector<float>& exact, const std::vector<std::uint32_t>& ids, std::size_t k) {
+  std::vector<float> sorted(exact);
+  std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end());
+  float kth = sorted[k - 1];
+  std::size_t hits = 0;
+  std::set<std::uint32_t> seen;
+  for (std::uint32_t id : ids) {
+    if (seen.insert(id).second && exact[id] <= kth + 1e-5f * (1.0f + std::fabs(kth))) hits++;
+  }
+  return static_cast<double>(hits) / k;
+}
+
+std::vector<float> Query(const std::vector<float>& queries, std::size_t i, std::size_t dim, Metric metric) {
+  std::vector<float> q(queries.begin() + i * dim, queries.begin() + (i + 1) * dim);
+  if (IndexNormalizes(metric)) NormalizeInPlace(q.data(), dim);
+  return q;
+}
+
+// HNSW search over the graph as read back through Neighbors/EntryPoint
+// (what the page writer stores), independent of hnswlib.
+std::vector<std::uint32_t> GraphSearch(const GraphBuilder& b, Metric metric, const float* q, std::size_t k,
+                                       std::size_t ef) {
+  DistanceFn fn = IndexDistanceFn(metric);
+  std::uint32_t ep = 0;
+  int top = 0;
+  if (!b.EntryPoint(&ep, &top)) return {};
+  std::vector<std::uint32_t> links(2 * static_cast<std::size_t>(b.m()));
+  float best = fn(q, b.Vector(ep), b.dim());
+  for (int lc = top; lc > 0; lc--) {
+    bool changed = true;
+    while (changed) {
+      changed = false;
+      std::size_t n = b.Neighbors(ep, lc, links.data());
+      for (std::size_t i = 0; i < n; i++) {
+        float d = fn(q, b.Vector(links[i]), b.dim());
+        if (d < best) {
+          best = d;
+          ep = links[i];
+          changed = true;
+        }
+      }
+    }
+  }
+  using Item = std::pair<float, std::uint32_t>;
+  std::priority_queue<Item, std::vector<Item>, std::greater<Item>> candidates;
+  std::priority_queue<Item> result;
+  std::vector<bool> visited(b.rows());
+  candidates.push({best, ep});
+  result.push({best, ep});
+  visited[ep] = true;
+  while (!candidates.empty()) {
+    Item c = candidates.top();
+    if (c.first > result.top().first && result.size() >= ef) break;
+    candidates.pop();
+    std::size_t n = b.Neighbors(c.second, 0, links.data());
+    for (std::size_t i = 0; i < n; i++) {
+      std::uint32_t e = links[i];
+      if (visited[e]) continue;
+      visited[e] = true;
+      float d = fn(q, b.Vector(e), b.dim());
+      if (result.size() < ef || d < result.top().first) {
+        candidates.push({d, e});
+        result.push({d, e});
+        if (result.size() > ef) result.pop();
+      }
+    }
+  }
+  while (result.size() > k) result.pop();
+  std::vector<std::uint32_t> ids;
+  while (!result.empty()) {
+    ids.push_back(result.top().second);
+    result.pop();
+  }
+  return ids;
+}
+
+struct Recall {
+  double hnswlib = 0;  // through GraphBuilder::Search
+  double graph = 0;    // through GraphSearch over the read-back graph
+};
+
+Recall MeasureRecall(const GraphBuilder& b, Metric metric, const std::vector<float>& queries, std::size_t dim,
+                     std::size_t k, std::size_t ef) {
+  std::size_t nq = queries.size() / dim;
+  Recall r;
+  std::vector<std::uint32_t> ids(k);
+  std::vector<float> dists(k);
+  for (std::size_t i = 0; i < nq; i++) {
+    std::vector<float> q = Query(queries, i, dim, metric);
+    std::vector<float> exact = ExactDistances(b, metric, q.data());
+    std::size_t found = 0;
+    EXPECT_TRUE(b.Search(q.data(), k, ef, ids.data(), dists.data(), &found).ok());
+    r.hnswlib += RecallOf(exact, std::vector<std::uint32_t>(ids.begin(), ids.begin() + found), k);
+    r.graph += RecallOf(exact, GraphSearch(b, metric, q.data(), k, ef), k);
+  }
+  r.hnswlib /= nq;
+  r.graph /= nq;
+  return r;
+}
+
+// Structural invariants of the read-back graph.
+void CheckGraph(const GraphBuilder& b) {
+  std::size_t n = b.inserted();
+  std::uint32_t ep = 0;
+  int top = -1;
+  ASSERT_TRUE(b.EntryPoint(&ep, &top));
+  ASSERT_LT(ep, n);
+  EXPECT_EQ(b.Level(ep), top);
+  std::vector<std::uint32_t> links(2 * static_cast<std::size_t>(b.m()));
+  std::size_t level0_total = 0;
+  for (std::size_t r = 0; r < n; r++) {
+    ASSERT_LE(b.Level(r), top);
+    for (int lc = 0; lc <= b.Level(r); lc++) {
+      std::size_t cnt = b.Neighbors(r, lc, links.data());
+      ASSERT_LE(cnt, lc == 0 ? 2 * static_cast<std::size_t>(b.m()) : static_cast<std::size_t>(b.m()));
+      std::set<std::uint32_t> uniq;
+      for (std::size_t i = 0; i < cnt; i++) {
+        ASSERT_LT(links[i], n) << "row " << r << " level " << lc;
+        ASSERT_NE(links[i], r) << "self link";
+        ASSERT_GE(b.Level(links[i]), lc) << "link to an element without that level";
+        uniq.insert(links[i]);
+      }
+      ASSERT_EQ(uniq.size(), cnt) << "duplicate link";
+      if (lc == 0) level0_total += cnt;
+      if (n > 1 && lc == 0) {
+        ASSERT_GT(cnt, 0u) << "row " << r << " has no level-0 link";
+      }
+    }
+  }
+  EXPECT_GE(level0_total, n);
+}
+
+class MetricTest : public ::testing::TestWithParam<Metric> {};
+
+TEST_P(MetricTest, RecallOfOneThreadBuild) {
+  const Metric metric = GetParam();
+  const std::size_t n = 4000, dim = 24, k = 10;
+  std::vector<float> data = ClusteredData(n, dim, 20, 7);
+  std::vector<float> queries = ClusteredData(100, dim, 20, 7 + 1000);
+  Owned o;
+  ASSERT_TRUE(GraphBuilder::Create(Params(dim, metric, n), &o.b).ok());
+  Load(o.b, data, dim);
+  std::size_t done = 0;
+  ASSERT_TRUE(o.b->AddRows(0, n, 1, nullptr, nullptr, &done).ok());
+  EXPECT_EQ(done, n);
+  EXPECT_EQ(o.b->inserted(), n);
+  CheckGraph(*o.b);
+  Recall r = MeasureRecall(*o.b, metric, queries, dim, k, 80);
+  // Inner product is not a metric; HNSW's recall is lower on it.
+  double floor = metric == Metric::kInnerProduct ? 0.9 : 0.97;
+  EXPECT_GE(r.hnswlib, floor);
+  EXPECT_GE(r.graph, floor);
+  RecordProperty("recall", std::to_string(r.graph));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllMetrics, MetricTest,
+                         ::testing::Values(Metric::kL2, Metric::kInnerProduct, Metric::kCosine, Metric::kL1));
+
+TEST(HnswBuild, ParallelBuildHasComparableRecall) {
+  const std::size_t n = 6000, dim = 32, k = 10;
+  std::vector<float> data = ClusteredData(n, dim, 30, 11);
+  std::vector<float> queries = ClusteredData(100, dim, 30, 11 + 1000);
+  Recall r1, r4;
+  for (int threads : {1, 4}) {
+    Owned o;
+    ASSERT_TRUE(GraphBuilder::Create(Params(dim, Metric::kL2, n, 12, 64), &o.b).ok());
+    Load(o.b, data, dim);
+    // Several chunks, as the glue runs them.
+    for (std::size_t begin = 0; begin < n; begin += 1000) {
+      std::size_t done = 0;
+      ASSERT_TRUE(o.b->AddRows(begin, std::min(n, begin + 1000), threads, nullptr, nullptr, &done).ok());
+      ASSERT_EQ(done, std::min(n, begin + 1000));
+    }
+    CheckGraph(*o.b);
+    (threads == 1 ? r1 : r4) = MeasureRecall(*o.b, Metric::kL2, queries, dim, k, 64);
+  }
+  EXPECT_GE(r1.graph, 0.97);
+  EXPECT_GE(r4.graph, 0.97);
+  EXPECT_GE(r4.graph, r1.graph - 0.02);
+}
+
+TEST(HnswBuild, OneThreadIsDeterministic) {
+  const std::size_t n = 1500, dim = 16;
+  std::vector<float> data = ClusteredData(n, dim, 10, 3);
+  Owned a, b;
+  for (Owned* o : {&a, &b}) {
+    ASSERT_TRUE(GraphBuilder::Create(Params(dim, Metric::kCosine, n), &o->b).ok());
+    Load(o->b, data, dim);
+    ASSERT_TRUE(o->b->AddRows(0, 700, 1).ok());
+    ASSERT_TRUE(o->b->AddRows(700, n, 1).ok());
+  }
+  std::uint32_t ea = 0, eb = 0;
+  int la = 0, lb = 0;
+  ASSERT_TRUE(a.b->EntryPoint(&ea, &la));
+  ASSERT_TRUE(b.b->EntryPoint(&eb, &lb));
+  EXPECT_EQ(ea, eb);
+  EXPECT_EQ(la, lb);
+  std::vector<std::uint32_t> x(32), y(32);
+  for (std::size_t r = 0; r < n; r++) {
+    ASSERT_EQ(a.b->Level(r), b.b->Level(r));
+    ASSERT_EQ(a.b->Payload(r), 1000 + r);
+    for (int lc = 0; lc <= a.b->Level(r); lc++) {
+      std::size_t cx = a.b->Neighbors(r, lc, x.data());
+      std::size_t cy = b.b->Neighbors(r, lc, y.data());
+      ASSERT_EQ(cx, cy);
+      ASSERT_TRUE(std::equal(x.begin(), x.begin() + cx, y.begin()));
+    }
+  }
+}
+
+TEST(HnswBuild, LevelsFollowTheSeedNotTheThreads) {
+  const std::size_t n = 20000, dim = 4;
+  std::vector<float> data = ClusteredData(n, dim, 5, 9);
+  Owned o;
+  BuildParams p = Params(dim, Metric::kL2, n, 4, 8);
+  p.max_level = 3;
+  ASSERT_TRUE(GraphBuilder::Create(p, &o.b).ok());
+  Load(o.b, data, dim);
+  std::size_t above0 = 0;
+  int top = 0;
+  for (std::size_t r = 0; r < n; r++) {
+    above0 += o.b->Level(r) > 0;
+    top = std::max(top, o.b->Level(r));
+  }
+  // P(level > 0) = 1/m = 0.25; the cap holds.
+  EXPECT_NEAR(static_cast<double>(above0) / n, 0.25, 0.02);
+  EXPECT_EQ(top, 3);
+}
+
+TEST(HnswBuild, StopsWhenAskedAndContinues) {
+  const std::size_t n = 5000, dim = 16;
+  std::vector<float> data = ClusteredData(n, dim, 10, 5);
+  std::vector<float> queries = ClusteredData(50, dim, 10, 5 + 1000);
+  Owned o;
+  ASSERT_TRUE(GraphBuilder::Create(Params(dim, Metric::kL2, n, 8, 32), &o.b).ok());
+  Load(o.b, data, dim);
+  struct Counter {
+    std::atomic<int> polls{0};
+    int limit;
+  } counter;
+  counter.limit = 1000;
+  StopFn stop = [](const void* arg) {
+    auto* c = static_cast<Counter*>(const_cast<void*>(arg));
+    return c->polls.fetch_add(1) >= c->limit;
+  };
+  std::size_t done = 0;
+  Status st = o.b->AddRows(0, n, 2, stop, &counter, &done);
+  EXPECT_EQ(st.code, StatusCode::kCancelled);
+  EXPECT_GT(done, 0u);
+  EXPECT_LT(done, n);
+  EXPECT_LE(done, 1000u + 2);
+  EXPECT_EQ(o.b->inserted(), done);
+  // The rows done so far form a valid graph; then the build continues.
+  CheckGraph(*o.b);
+  ASSERT_TRUE(o.b->AddRows(done, n, 2, nullptr, nullptr, &done).ok());
+  EXPECT_EQ(done, n);
+  CheckGraph(*o.b);
+  EXPECT_GE(MeasureRecall(*o.b, Metric::kL2, queries, dim, 10, 64).graph, 0.95);
+
+  // A stop already pending: nothing is inserted.
+  Owned p;
+  ASSERT_TRUE(GraphBuilder::Create(Params(dim, Metric::kL2, n), &p.b).ok());
+  Load(p.b, data, dim);
+  counter.polls = 0;
+  counter.limit = 0;
+  st = p.b->AddRows(0, n, 3, stop, &counter, &done);
+  EXPECT_EQ(st.code, StatusCode::kCancelled);
+  EXPECT_EQ(done, 0u);
+}
+
+TEST(HnswBuild, ReportsErrorsAsStatus) {
+  GraphBuilder* b = nullptr;
+  BuildParams bad = Params(0, Metric::kL2, 10);
+  EXPECT_EQ(GraphBuilder::Create(bad, &b).code, StatusCode::kInvalidInput);
+  EXPECT_EQ(b, nullptr);
+  bad = Params(4, Metric::kL2, 10, 1);
+  EXPECT_EQ(GraphBuilder::Create(bad, &b).code, StatusCode::kInvalidInput);
+  bad = Params(4, static_cast<Metric>(9), 10);
+  EXPECT_EQ(GraphBuilder::Create(bad, &b).code, StatusCode::kInvalidInput);
+
+  Owned o;
+  ASSERT_TRUE(GraphBuilder::Create(Params(3, Metric::kCosine, 2), &o.b).ok());
+  const float zero[3] = {0, 0, 0};
+  const float v[3] = {3, 0, 4};
+  EXPECT_EQ(o.b->Append(zero, 1).code, StatusCode::kInvalidInput);
+  EXPECT_EQ(o.b->rows(), 0u);
+  ASSERT_TRUE(o.b->Append(v, 7).ok());
+  EXPECT_FLOAT_EQ(o.b->Vector(0)[0], 0.6f);  // stored normalized
+  EXPECT_FLOAT_EQ(o.b->Vector(0)[2], 0.8f);
+  ASSERT_TRUE(o.b->Append(v, 8).ok());
+  EXPECT_EQ(o.b->Append(v, 9).code, StatusCode::kLimitExceeded);
+  EXPECT_EQ(o.b->AddRows(1, 2, 1).code, StatusCode::kInvalidInput);  // must start at inserted()
+  EXPECT_EQ(o.b->AddRows(0, 3, 1).code, StatusCode::kInvalidInput);  // past rows()
+  std::uint32_t ep = 0;
+  int level = 0;
+  EXPECT_FALSE(o.b->EntryPoint(&ep, &level));
+  ASSERT_TRUE(o.b->AddRows(0, 2, 4).ok());  // more threads than rows
+  ASSERT_TRUE(o.b->EntryPoint(&ep, &level));
+  std::uint32_t links[4];
+  EXPECT_EQ(o.b->Neighbors(0, 0, links), 1u);
+  EXPECT_EQ(links[0], 1u);
+}
+
+TEST(HnswBuild, MemoryEstimateCoversActualUse) {
+  for (std::size_t dim : {8, 128, 784}) {
+    for (int m : {4, 16}) {
+      const int threads = 2;
+      const std::size_t n = dim == 784 ? 3000 : 10000;
+      std::vector<float> data = ClusteredData(n, dim, 10, dim + m);
+      malloc_trim(0);
+      struct mallinfo2 before = mallinfo2();
+      std::size_t usage = 0;
+      {
+        Owned o;
+        ASSERT_TRUE(GraphBuilder::Create(Params(dim, Metric::kL2, n, m, 32), &o.b).ok());
+        Load(o.b, data, dim);
+        ASSERT_TRUE(o.b->AddRows(0, n, threads).ok());
+        struct mallinfo2 after = mallinfo2();
+        usage = (after.uordblks + after.hblkhd) - (before.uordblks + before.hblkhd);
+        std::size_t estimate = BuildFixedBytes(dim, m) + n * BuildBytesPerElement(dim, m, threads);
+        EXPECT_GE(estimate, usage) << "dim " << dim << " m " << m;
+        EXPECT_GE(estimate, o.b->MemoryUsage()) << "dim " << dim << " m " << m;
+        // ... and is not wildly above it.
+        EXPECT_LE(estimate, usage * 1.3 + (4u << 20)) << "dim " << dim << " m " << m;
+        EXPECT_EQ(BuildCapacity(estimate, dim, m, threads), n);
+      }
+    }
+  }
+  EXPECT_EQ(BuildCapacity(1000, 128, 16, 1), 0u);
+}
+
+}  // namespace
+}  // namespace hnsw
+}  // namespace vecext
