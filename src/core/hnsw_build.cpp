@@ -8,10 +8,15 @@
 // hnswlib's addPoint draws the element's level from a generator it shares
 // between threads without a lock, and keeps a label hash map we do not need;
 // InsertRow below is our insertion with the level fixed at Append, written
-// against hnswlib's public members and its searchBaseLayer and
-// mutuallyConnectNewElement (same locking as addPoint: an element's list
-// lock is held for its whole insertion; `global` while it raises the
-// entry level).
+// against hnswlib's public members: its storage, locks and
+// mutuallyConnectNewElement (neighbour heuristic and back links), with our
+// own layer search (SearchLayer: hnswlib's searchBaseLayer reorganised to
+// prefetch vectors). Locking is addPoint's: an element's list lock is held
+// for its whole insertion, `global` while it raises the entry level.
+// ThreadSanitizer reports lock-order inversions between element locks; they
+// cannot deadlock: a thread working on level l only reaches elements already
+// linked on level l, whose inserting threads are below l, so two threads
+// never wait for each other's element.
 #include "core/hnsw_build.h"
 
 #include <pthread.h>
