@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <ostream>
 #include <random>
 #include <string>
 #include <thread>
@@ -61,6 +62,9 @@ const char* KernelName(Kernel k) {
   }
   return "?";
 }
+
+// How gtest prints a Kernel parameter.
+void PrintTo(Kernel kernel, std::ostream* os) { *os << KernelName(kernel); }
 
 DistanceFn Fn(const DistanceKernels& k, Kernel kernel) {
   switch (kernel) {
