@@ -7,22 +7,31 @@
 // corrupted page is reported (check) or skipped (stats), never followed.
 // They are allowed to the owner of the table and to members of pg_monitor.
 //
-// The check is exact when no insert or vacuum runs at the same time;
-// concurrent writers can make it report transient problems (for example an
-// element whose insertion is half done). Problems it reports:
-//   - metapage: magic, version, ranges, entry point (exists, live, has the
-//     entry level, which is the highest level of any live element);
+// The check reads the index page by page while inserts and vacuums may run,
+// so before reporting a link, reachability or entry point problem it reads
+// the pages involved again and reports only what is still wrong. Problems it
+// reports:
+//   - metapage: magic, version, ranges, entry point (an element, with the
+//     entry level, which is the highest level of any element);
 //   - pages: header, special space, page id and type; item bounds and sizes;
-//   - elements: valid heap TID, finite vector, neighbour tuple present with
-//     the element's level and owned by this element only;
-//   - links: every link on level l points to a live element of level >= l;
+//   - elements: valid heap TID, finite vector, a neighbour tuple of the
+//     element's level owned by this element only;
+//   - links: every link on level l points to an element of level >= l
+//     (elements marked deleted count: scans pass through them until vacuum
+//     has repaired the links and removed them);
 //   - reachability: every live element is reachable from the entry point
 //     (a breadth-first search over all levels, through deleted elements as
-//     scans do);
+//     scans do). An unreachable element is a recall problem rather than
+//     corruption (it can happen with a very small m or under inner product);
+//     REINDEX fixes it;
 //   - heap TIDs: each appears in one live element only;
 //   - heapallindexed: every row visible to the check's snapshot whose indexed
 //     value is indexable (not NULL, not a zero vector under cosine) has an
 //     element (expression and partial indexes are evaluated as at build).
+// Not reported: neighbour tuples no element points to (left by a crash
+// between the two writes of an element too large to share a page with its
+// neighbour tuple: wasted space, which REINDEX reclaims), and tombstones
+// (neighbour tuples of removed elements that an interrupted vacuum left).
 #include "pg/pg_includes.h"
 
 #include <cmath>
@@ -61,7 +70,6 @@ struct InspectItem {
   uint8 level;
   uint8 flags;       // elements
   bool tombstone;    // neighbour tuples: count == 0 (left by vacuum)
-  bool reached;      // elements: found by the reachability search
   int owners;        // neighbour tuples: elements pointing at it
   ItemPointerData heaptid;
   ItemPointerData neighbortid;
@@ -124,6 +132,50 @@ static Page CopyPage(InspectState* st, BlockNumber blkno) {
 static InspectItem* FindItem(InspectState* st, const ItemPointerData* tid) {
   uint64 key = HnswPackTid(tid);
   return (InspectItem*)hash_search(st->items, &key, HASH_FIND, NULL);
+}
+
+// Re-reads element `tid` now: whether it is an element tuple with a level
+// >= min_level (dead or alive); fills *out (level, flags, neighbortid).
+// Used to confirm a problem seen in the page copies, which concurrent
+// inserts and vacuums make slightly out of date.
+static bool ReadElementNow(InspectState* st, const ItemPointerData* tid, int min_level, InspectItem* out) {
+  BlockNumber blkno = ItemPointerGetBlockNumberNoCheck(tid);
+  if (blkno == HNSW_METAPAGE_BLKNO || blkno == InvalidBlockNumber) return false;
+  if (blkno >= st->nblocks) st->nblocks = RelationGetNumberOfBlocks(st->index);
+  if (blkno >= st->nblocks) return false;
+  Buffer buf = ReadBufferExtended(st->index, MAIN_FORKNUM, blkno, RBM_NORMAL, NULL);
+  LockBuffer(buf, BUFFER_LOCK_SHARE);
+  Page page = BufferGetPage(buf);
+  bool ok = false;
+  if (HnswPageProblem(page, blkno) == NULL) {
+    HnswElementTuple etup = HnswPageGetElement(page, ItemPointerGetOffsetNumberNoCheck(tid), (int)st->meta.dimensions);
+    if (etup != NULL && etup->level >= min_level) {
+      memset(out, 0, sizeof(*out));
+      out->id = HnswPackTid(tid);
+      out->kind = HNSW_ELEMENT_TUPLE;
+      out->level = etup->level;
+      out->flags = etup->flags;
+      out->heaptid = etup->heaptid;
+      out->neighbortid = etup->neighbortid;
+      ok = true;
+    }
+  }
+  UnlockReleaseBuffer(buf);
+  return ok;
+}
+
+// Whether slot `slot` of the neighbour tuple at `ntid` still holds `target`.
+static bool SlotHoldsNow(InspectState* st, const ItemPointerData* ntid, int slot, const ItemPointerData* target) {
+  Buffer buf = ReadBufferExtended(st->index, MAIN_FORKNUM, ItemPointerGetBlockNumber(ntid), RBM_NORMAL, NULL);
+  LockBuffer(buf, BUFFER_LOCK_SHARE);
+  Page page = BufferGetPage(buf);
+  bool holds = false;
+  if (HnswPageProblem(page, ItemPointerGetBlockNumber(ntid)) == NULL) {
+    HnswNeighborTuple ntup = HnswPageGetNeighbors(page, ItemPointerGetOffsetNumber(ntid), st->meta.m);
+    holds = ntup != NULL && slot < ntup->count && ItemPointerEquals(&ntup->ids[slot], (ItemPointer)target);
+  }
+  UnlockReleaseBuffer(buf);
+  return holds;
 }
 
 static bool VectorIsFinite(const float* v, int n) {
@@ -278,10 +330,10 @@ static void CheckOwnership(InspectState* st) {
     if (e->kind != HNSW_NEIGHBOR_TUPLE || e->tombstone) continue;
     ItemPointerData tid;
     HnswUnpackTid(e->id, &tid);
-    if (e->owners == 0)
-      Problem(st, "neighbour tuple (%u,%u) belongs to no element", ItemPointerGetBlockNumber(&tid),
-              ItemPointerGetOffsetNumber(&tid));
-    else if (e->owners > 1)
+    // owners == 0: an orphan, left by a crash between the two writes of an
+    // element too large to share a page with its neighbour tuple (or an
+    // insert in progress): wasted space, not a problem.
+    if (e->owners > 1)
       Problem(st, "neighbour tuple (%u,%u) is shared by %d elements", ItemPointerGetBlockNumber(&tid),
               ItemPointerGetOffsetNumber(&tid), e->owners);
   }
@@ -309,14 +361,20 @@ static void CheckEntryPoint(InspectState* st) {
             ItemPointerGetOffsetNumber(ep));
     return;
   }
-  if (e->flags & HNSW_ELEMENT_DELETED)
-    Problem(st, "metapage entry point (%u,%u) is a deleted element", ItemPointerGetBlockNumber(ep),
-            ItemPointerGetOffsetNumber(ep));
+  // A deleted entry point is normal while a vacuum runs (it is replaced before
+  // the element is removed) and after an interrupted vacuum: scans start from
+  // it and pass through it.
   if (e->level != st->meta.entry_level)
     Problem(st, "metapage entry level %d differs from the level %u of the entry point", st->meta.entry_level,
             (unsigned)e->level);
-  if (st->max_level > e->level)
-    Problem(st, "entry point level %u is below the highest element level %d", (unsigned)e->level, st->max_level);
+  if (st->max_level > e->level) {
+    // An insert of a new highest element moves the entry point after linking
+    // the element: confirm with the current metapage.
+    HnswMetaPageData now;
+    HnswReadMeta(st->index, &now);
+    if (now.entry_level < st->max_level)
+      Problem(st, "entry point level %d is below the highest element level %d", now.entry_level, st->max_level);
+  }
 }
 
 // Pass 2: every link of every neighbour tuple owned by an element.
@@ -358,13 +416,18 @@ static void CheckLinks(InspectState* st, int64* degree_sum, int* degree_min, int
           degree++;
           if (deleted) continue;  // links of deleted elements are never followed for results
           InspectItem* t = FindItem(st, &slots[i]);
+          InspectItem now;
+          // Links to deleted elements are normal until vacuum removes them.
+          if (t != NULL && t->kind == HNSW_ELEMENT_TUPLE && t->level >= lc) continue;
+          if (st->out == NULL) continue;
+          // Confirm against the pages as they are now: the link may be newer
+          // than the copy of its target's page, or already replaced.
+          if (!SlotHoldsNow(st, &ntid, i, &slots[i])) continue;
+          if (ReadElementNow(st, &slots[i], lc, &now)) continue;
           if (t == NULL || t->kind != HNSW_ELEMENT_TUPLE)
             Problem(st, "element (%u,%u): link on level %d to (%u,%u), which is not an element", blkno, off, lc,
                     ItemPointerGetBlockNumberNoCheck(&slots[i]), ItemPointerGetOffsetNumberNoCheck(&slots[i]));
-          else if (t->flags & HNSW_ELEMENT_DELETED)
-            Problem(st, "element (%u,%u): link on level %d to deleted element (%u,%u)", blkno, off, lc,
-                    ItemPointerGetBlockNumber(&slots[i]), ItemPointerGetOffsetNumber(&slots[i]));
-          else if (t->level < lc)
+          else
             Problem(st, "element (%u,%u): link on level %d to (%u,%u), which has level %u", blkno, off, lc,
                     ItemPointerGetBlockNumber(&slots[i]), ItemPointerGetOffsetNumber(&slots[i]), (unsigned)t->level);
         }
@@ -378,56 +441,82 @@ static void CheckLinks(InspectState* st, int64* degree_sum, int* degree_min, int
   }
 }
 
-// Breadth-first search from the entry point over all levels.
+// Breadth-first search from the entry point over all levels, through
+// deleted elements as scans do. Elements inserted since the page pass are
+// read from their pages, so that what they link to counts as reached; an
+// element found unreachable is read again before it is reported (vacuum may
+// have removed it meanwhile).
 static void CheckReachability(InspectState* st) {
-  if (!ItemPointerIsValid(&st->meta.entry)) return;
-  InspectItem* entry = FindItem(st, &st->meta.entry);
-  if (entry == NULL || entry->kind != HNSW_ELEMENT_TUPLE) return;
+  HnswMetaPageData meta;
+  HnswReadMeta(st->index, &meta);  // the current entry point
+  if (!ItemPointerIsValid(&meta.entry)) return;
   int m = st->meta.m;
-  int64 cap = hash_get_num_entries(st->items) + 1;
-  uint64* queue = (uint64*)palloc_extended(sizeof(uint64) * cap, MCXT_ALLOC_HUGE);
-  int64 head = 0, tail = 0;
+  HASHCTL ctl;
+  memset(&ctl, 0, sizeof(ctl));
+  ctl.keysize = sizeof(uint64);
+  ctl.entrysize = sizeof(InspectItem);
+  ctl.hcxt = CurrentMemoryContext;
+  HTAB* reached = hash_create("hnsw inspect reached", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+  int64 cap = 1024, head = 0, tail = 0;
+  uint64* queue = (uint64*)palloc(sizeof(uint64) * cap);
   ItemPointerData* slots = (ItemPointerData*)palloc(sizeof(ItemPointerData) * HnswNeighborSlots(HNSW_MAX_LEVEL, m));
-  entry->reached = true;
-  queue[tail++] = entry->id;
+
+  InspectItem first;
+  if (!ReadElementNow(st, &meta.entry, 0, &first)) return;  // reported by CheckEntryPoint
+  *(InspectItem*)hash_search(reached, &first.id, HASH_ENTER, NULL) = first;
+  queue[tail++] = first.id;
   while (head < tail) {
     CHECK_FOR_INTERRUPTS();
-    ItemPointerData tid;
-    HnswUnpackTid(queue[head++], &tid);
-    InspectItem* e = FindItem(st, &tid);
-    InspectItem* n = FindItem(st, &e->neighbortid);
-    if (n == NULL || n->kind != HNSW_NEIGHBOR_TUPLE || n->tombstone) continue;
-    Buffer buf =
-        ReadBufferExtended(st->index, MAIN_FORKNUM, ItemPointerGetBlockNumber(&e->neighbortid), RBM_NORMAL, NULL);
+    uint64 id = queue[head++];
+    InspectItem* e = (InspectItem*)hash_search(reached, &id, HASH_FIND, NULL);
+    BlockNumber nblk = ItemPointerGetBlockNumberNoCheck(&e->neighbortid);
+    if (nblk == HNSW_METAPAGE_BLKNO || nblk >= st->nblocks) continue;
+    Buffer buf = ReadBufferExtended(st->index, MAIN_FORKNUM, nblk, RBM_NORMAL, NULL);
     LockBuffer(buf, BUFFER_LOCK_SHARE);
-    HnswNeighborTuple ntup = HnswPageGetNeighbors(BufferGetPage(buf), ItemPointerGetOffsetNumber(&e->neighbortid), m);
     int count = 0;
-    if (ntup != NULL && ntup->level == e->level) {
-      count = ntup->count;
-      memcpy(slots, ntup->ids, sizeof(ItemPointerData) * count);
+    if (HnswPageProblem(BufferGetPage(buf), nblk) == NULL) {
+      HnswNeighborTuple ntup =
+          HnswPageGetNeighbors(BufferGetPage(buf), ItemPointerGetOffsetNumberNoCheck(&e->neighbortid), m);
+      if (ntup != NULL && ntup->level == e->level) {
+        count = ntup->count;
+        memcpy(slots, ntup->ids, sizeof(ItemPointerData) * count);
+      }
     }
     UnlockReleaseBuffer(buf);
     for (int i = 0; i < count; i++) {
       if (!ItemPointerIsValid(&slots[i])) continue;
-      InspectItem* t = FindItem(st, &slots[i]);
-      if (t == NULL || t->kind != HNSW_ELEMENT_TUPLE || t->reached) continue;
-      t->reached = true;
-      if (tail < cap) queue[tail++] = t->id;
+      uint64 tid = HnswPackTid(&slots[i]);
+      if (hash_search(reached, &tid, HASH_FIND, NULL) != NULL) continue;
+      InspectItem target;
+      InspectItem* known = FindItem(st, &slots[i]);
+      if (known != NULL && known->kind == HNSW_ELEMENT_TUPLE)
+        target = *known;
+      else if (!ReadElementNow(st, &slots[i], 0, &target))
+        continue;
+      *(InspectItem*)hash_search(reached, &tid, HASH_ENTER, NULL) = target;
+      if (tail == cap) {
+        cap *= 2;
+        queue = (uint64*)repalloc_huge(queue, sizeof(uint64) * cap);
+      }
+      queue[tail++] = tid;
     }
   }
+
   int64 unreachable = 0;
   HASH_SEQ_STATUS seq;
   hash_seq_init(&seq, st->items);
   InspectItem* e;
   while ((e = (InspectItem*)hash_seq_search(&seq)) != NULL) {
-    if (e->kind != HNSW_ELEMENT_TUPLE || e->reached || (e->flags & HNSW_ELEMENT_DELETED)) continue;
+    if (e->kind != HNSW_ELEMENT_TUPLE || (e->flags & HNSW_ELEMENT_DELETED)) continue;
+    if (hash_search(reached, &e->id, HASH_FIND, NULL) != NULL) continue;
+    ItemPointerData tid;
+    HnswUnpackTid(e->id, &tid);
+    InspectItem now;
+    if (!ReadElementNow(st, &tid, 0, &now) || (now.flags & HNSW_ELEMENT_DELETED)) continue;
     unreachable++;
-    if (unreachable <= HNSW_CHECK_MAX_LISTED) {
-      ItemPointerData tid;
-      HnswUnpackTid(e->id, &tid);
+    if (unreachable <= HNSW_CHECK_MAX_LISTED)
       Problem(st, "element (%u,%u) is not reachable from the entry point", ItemPointerGetBlockNumber(&tid),
               ItemPointerGetOffsetNumber(&tid));
-    }
   }
   if (unreachable > HNSW_CHECK_MAX_LISTED)
     Problem(st, "%lld live elements in all are not reachable from the entry point", (long long)unreachable);
