@@ -1,0 +1,516 @@
+// hnsw index build: ambuild and ambuildempty.
+//
+// 1. Load: table_index_build_scan collects every indexable row (prepared by
+//    HnswPrepareValue: NULLs and zero vectors under cosine are skipped) into
+//    an in-memory GraphBuilder (src/core/hnsw_build.h), which holds the
+//    vectors and the heap TIDs. Its size is bounded by maintenance_work_mem
+//    through the core's memory model.
+// 2. Graph: the builder inserts the rows with max_parallel_maintenance_workers
+//    + 1 threads, in chunks; between chunks this (the leader) thread checks
+//    for interrupts and reports progress. The build threads run core code
+//    only, with every signal blocked; they poll InterruptPending, so a
+//    cancel stops them within one point.
+// 3. Pages: every element's TID is assigned first (a dry run of the page
+//    layout), then the metapage and the element pages are written in block
+//    order, each element's neighbour tuple and element tuple on one page,
+//    through shared buffers without WAL; at the end log_newpage_range logs
+//    all of them when the index needs WAL.
+// When the rows do not fit in maintenance_work_mem, steps 2 and 3 run for
+// the rows loaded so far, and every later row is inserted into the written
+// index with HnswInsertElement (building = true: no locks, no WAL; the final
+// log_newpage_range covers those pages too), after a NOTICE.
+//
+// The builder is C++ state that lives across Postgres calls: a reset
+// callback on the build's memory context owns it, so an ERROR (or a cancel)
+// frees it. No C++ object lives in the frames of this file.
+#include "pg/pg_includes.h"
+
+#include <cstdint>
+#include <cstring>
+
+extern "C" {
+#include "access/tableam.h"
+#include "access/xloginsert.h"
+#include "catalog/index.h"
+#include "commands/progress.h"
+#include "pgstat.h"
+#include "storage/bufmgr.h"
+#include "storage/smgr.h"
+#include "utils/rel.h"
+}
+
+#include "core/hnsw_build.h"
+#include "core/index_distance.h"
+#include "pg/guard.h"
+#include "pg/hnsw.h"
+#include "pg/hnsw_internal.h"
+#include "pg/vector.h"
+
+using vecext::Status;
+using vecext::StatusCode;
+using vecext::hnsw::GraphBuilder;
+
+// Build sub-phases (PROGRESS_CREATEIDX_SUBPHASE), named by hnswbuildphasename.
+#define HNSW_PHASE_LOAD 2
+#define HNSW_PHASE_GRAPH 3
+#define HNSW_PHASE_WRITE 4
+#define HNSW_PHASE_INSERT 5
+
+// Rows per builder call per thread: interrupts and progress are handled between calls.
+#define HNSW_BUILD_CHUNK_ROWS 1024
+#define HNSW_BUILD_MAX_THREADS 64
+// The seed of the build's level generator: a build with one thread is repeatable.
+#define HNSW_BUILD_SEED UINT64CONST(0x766563657874)
+
+// Free bytes of an empty element page (tuples plus their line pointers).
+#define HNSW_EMPTY_PAGE_FREE (BLCKSZ - SizeOfPageHeaderData - MAXALIGN(sizeof(HnswPageOpaqueData)))
+
+// Owns the builder: freed by the reset callback of the build context.
+struct HnswBuilderOwner {
+  GraphBuilder* builder;
+  MemoryContextCallback callback;
+};
+
+struct HnswBuildState {
+  Relation heap;
+  Relation index;
+  int dimensions;         // from the column typmod, else from the first row (0: unknown yet)
+  int m;
+  int ef_construction;
+  int metric;             // vecext::Metric
+  int threads;
+  Size budget;            // bytes of maintenance_work_mem
+  HnswBuilderOwner* owner;
+  MemoryContext build_ctx;  // owns the builder and the page-writing arrays
+  MemoryContext tuple_ctx;  // reset after every heap tuple
+  double loaded;          // rows given to the builder
+  double inserted;        // rows inserted one by one after the graph was written
+  bool written;           // the in-memory graph is on pages: later rows go through HnswInsertElement
+};
+
+extern "C" {
+static void HnswBuilderFree(void* arg);
+static void HnswBuildCallback(Relation index, ItemPointer tid, Datum* values, bool* isnull, bool alive,
+                              void* state);
+static bool HnswStopRequested(const void* arg);
+}
+
+// Memory context reset callback: frees the builder (its destructor frees
+// memory only and cannot fail).
+static void HnswBuilderFree(void* arg) {
+  VECEXT_GUARD("hnsw build cleanup", {
+    HnswBuilderOwner* owner = (HnswBuilderOwner*)arg;
+    GraphBuilder::Destroy(owner->builder);
+    owner->builder = NULL;
+    return;
+  });
+}
+
+// Polled by the build threads (any thread): whether CHECK_FOR_INTERRUPTS
+// has something to do. Reads flags only.
+static bool HnswStopRequested(const void* arg) {
+  return InterruptPending && InterruptHoldoffCount == 0 && CritSectionCount == 0;
+}
+
+// ERROR for a failed core call.
+static void HnswBuildCheck(HnswBuildState* bs, Status st, const char* what) {
+  if (st.ok()) return;
+  const char* detail = bs->owner != NULL && bs->owner->builder != NULL ? bs->owner->builder->ErrorDetail() : "";
+  ereport(ERROR,
+          (errcode(st.code == StatusCode::kOutOfMemory ? ERRCODE_OUT_OF_MEMORY : ERRCODE_INTERNAL_ERROR),
+           errmsg("could not build hnsw index \"%s\": %s (%s)", RelationGetRelationName(bs->index), st.message, what),
+           detail[0] != '\0' ? errdetail("%s", detail) : 0));
+}
+
+// The most rows the builder may hold, from maintenance_work_mem (the element
+// TIDs of the page writer count too).
+static Size HnswBuildCapacity(HnswBuildState* bs, int dim) {
+  const Size fixed = vecext::hnsw::BuildFixedBytes((size_t)dim, bs->m);
+  const Size per = vecext::hnsw::BuildBytesPerElement((size_t)dim, bs->m, bs->threads) + sizeof(ItemPointerData);
+  if (bs->budget <= fixed) return 0;
+  Size rows = (bs->budget - fixed) / per;
+  return Min(rows, (Size)UINT32_MAX - 1);
+}
+
+// Creates the builder for vectors of `dim` dimensions, owned by build_ctx.
+static void HnswBuildCreateBuilder(HnswBuildState* bs, int dim) {
+  HnswBuilderOwner* owner = (HnswBuilderOwner*)MemoryContextAllocZero(bs->build_ctx, sizeof(HnswBuilderOwner));
+  vecext::hnsw::BuildParams params;
+  params.dim = (size_t)dim;
+  params.metric = (vecext::Metric)bs->metric;
+  params.m = bs->m;
+  params.ef_construction = bs->ef_construction;
+  params.max_level = HnswMaxLevelForM(bs->m);
+  params.capacity = HnswBuildCapacity(bs, dim);
+  params.seed = HNSW_BUILD_SEED;
+  GraphBuilder* builder = NULL;
+  Status st = GraphBuilder::Create(params, &builder);
+  // No Postgres call between Create and the callback's registration.
+  owner->builder = builder;
+  owner->callback.func = HnswBuilderFree;
+  owner->callback.arg = owner;
+  MemoryContextRegisterResetCallback(bs->build_ctx, &owner->callback);
+  bs->owner = owner;
+  HnswBuildCheck(bs, st, "creating the graph builder");
+}
+
+// Inserts the loaded rows into the in-memory graph, in chunks.
+static void HnswBuildGraph(HnswBuildState* bs) {
+  GraphBuilder* b = bs->owner->builder;
+  const size_t n = b->rows();
+  const size_t chunk = (size_t)HNSW_BUILD_CHUNK_ROWS * (size_t)bs->threads;
+  const int progress_index[] = {PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_CREATEIDX_TUPLES_TOTAL,
+                                PROGRESS_CREATEIDX_TUPLES_DONE};
+  const int64 progress_values[] = {HNSW_PHASE_GRAPH, (int64)n, 0};
+  pgstat_progress_update_multi_param(3, progress_index, progress_values);
+  size_t done = b->inserted();
+  while (done < n) {
+    const size_t end = Min(n, done + chunk);
+    Status st = b->AddRows(done, end, bs->threads, HnswStopRequested, NULL, &done);
+    CHECK_FOR_INTERRUPTS();
+    if (st.code != StatusCode::kCancelled) HnswBuildCheck(bs, st, "inserting into the graph");
+    pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64)done);
+  }
+}
+
+// ---- Page layout -----------------------------------------------------------
+// The same placement runs twice: a dry run assigns every element's TID (so
+// that links can be written), then the real run writes the pages.
+
+struct HnswPageWriter {
+  Relation index;
+  bool dry;               // assign TIDs only
+  BlockNumber blkno;      // current page (0: none yet; block 0 is the metapage)
+  BlockNumber last;       // the last element page (known after the dry run)
+  Size free;              // free bytes on the current page
+  OffsetNumber next;      // next offset on the current page
+  Page page;              // the page image (real run)
+};
+
+// Writes the current page image as the next block of the index.
+static void HnswWriterFlush(HnswPageWriter* w) {
+  if (w->dry || w->blkno == 0) return;
+  HnswPageGetOpaque(w->page)->next = w->blkno < w->last ? w->blkno + 1 : InvalidBlockNumber;
+  Buffer buf = ReadBufferExtended(w->index, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
+  if (BufferGetBlockNumber(buf) != w->blkno)
+    elog(ERROR, "hnsw build of \"%s\": expected to extend to block %u, got %u", RelationGetRelationName(w->index),
+         w->blkno, BufferGetBlockNumber(buf));
+  LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+  memcpy(BufferGetPage(buf), w->page, BLCKSZ);
+  MarkBufferDirty(buf);
+  UnlockReleaseBuffer(buf);
+}
+
+static void HnswWriterNewPage(HnswPageWriter* w) {
+  HnswWriterFlush(w);
+  w->blkno++;
+  w->free = HNSW_EMPTY_PAGE_FREE;
+  w->next = FirstOffsetNumber;
+  if (!w->dry) HnswInitPage(w->page, HNSW_PAGE_ELEMENT);
+}
+
+// Places an item of `size` bytes on the current page (which has room);
+// returns its TID. In the real run `item` is added to the page image.
+static void HnswWriterAdd(HnswPageWriter* w, const void* item, Size size, ItemPointer tid) {
+  ItemPointerSet(tid, w->blkno, w->next);
+  if (!w->dry) {
+    OffsetNumber off = PageAddItem(w->page, (Item)item, size, InvalidOffsetNumber, false, false);
+    if (off != w->next)
+      elog(ERROR, "hnsw build of \"%s\": item placed at offset %u of block %u, planned %u",
+           RelationGetRelationName(w->index), off, w->blkno, w->next);
+  }
+  w->next++;
+  w->free -= MAXALIGN(size) + sizeof(ItemIdData);
+}
+
+static bool HnswWriterHasRoom(HnswPageWriter* w, Size size, int items) {
+  return w->blkno != 0 && w->free >= size + (Size)items * sizeof(ItemIdData);
+}
+
+// The dry run's part for one element: its neighbour tuple, then its element
+// tuple, on one page when both fit on an empty page (else each on the first
+// page with room). *etid is the element tuple's TID, *ntid the neighbour tuple's.
+static void HnswWriterPlace(HnswPageWriter* w, Size esize, Size nsize, ItemPointer etid, ItemPointer ntid) {
+  const Size pair = MAXALIGN(esize) + MAXALIGN(nsize);
+  if (pair + 2 * sizeof(ItemIdData) <= HNSW_EMPTY_PAGE_FREE) {
+    if (!HnswWriterHasRoom(w, pair, 2)) HnswWriterNewPage(w);
+    HnswWriterAdd(w, NULL, nsize, ntid);
+    HnswWriterAdd(w, NULL, esize, etid);
+  } else {
+    if (!HnswWriterHasRoom(w, MAXALIGN(nsize), 1)) HnswWriterNewPage(w);
+    HnswWriterAdd(w, NULL, nsize, ntid);
+    if (!HnswWriterHasRoom(w, MAXALIGN(esize), 1)) HnswWriterNewPage(w);
+    HnswWriterAdd(w, NULL, esize, etid);
+  }
+}
+
+// The same placement, writing the tuples. The element tuple's neighbortid
+// is set here, once the neighbour tuple's TID is known.
+static void HnswWriterWrite(HnswPageWriter* w, HnswElementTuple etup, Size esize, HnswNeighborTuple ntup,
+                            Size nsize, ItemPointer etid_planned) {
+  const Size pair = MAXALIGN(esize) + MAXALIGN(nsize);
+  ItemPointerData etid;
+  if (pair + 2 * sizeof(ItemIdData) <= HNSW_EMPTY_PAGE_FREE) {
+    if (!HnswWriterHasRoom(w, pair, 2)) HnswWriterNewPage(w);
+    HnswWriterAdd(w, ntup, nsize, &etup->neighbortid);
+    HnswWriterAdd(w, etup, esize, &etid);
+  } else {
+    if (!HnswWriterHasRoom(w, MAXALIGN(nsize), 1)) HnswWriterNewPage(w);
+    HnswWriterAdd(w, ntup, nsize, &etup->neighbortid);
+    if (!HnswWriterHasRoom(w, MAXALIGN(esize), 1)) HnswWriterNewPage(w);
+    HnswWriterAdd(w, etup, esize, &etid);
+  }
+  if (!ItemPointerEquals(&etid, etid_planned))
+    elog(ERROR, "hnsw build of \"%s\": element written at (%u,%u), planned (%u,%u)",
+         RelationGetRelationName(w->index), ItemPointerGetBlockNumber(&etid), ItemPointerGetOffsetNumber(&etid),
+         ItemPointerGetBlockNumber(etid_planned), ItemPointerGetOffsetNumber(etid_planned));
+}
+
+// Fills a metapage image.
+static void HnswFillMetaPage(HnswBuildState* bs, Page page, ItemPointer entry, int entry_level,
+                             BlockNumber insert_page) {
+  HnswInitPage(page, HNSW_PAGE_META);
+  HnswMetaPage meta = HnswPageGetMeta(page);
+  meta->magic = HNSW_MAGIC;
+  meta->version = HNSW_FORMAT_VERSION;
+  meta->dimensions = (uint32)Max(bs->dimensions, 0);
+  meta->m = (uint16)bs->m;
+  meta->ef_construction = (uint16)bs->ef_construction;
+  meta->metric = (uint8)bs->metric;
+  meta->quantization = 0;
+  meta->entry_level = (int16)entry_level;
+  if (entry != NULL) {
+    meta->entry = *entry;
+  } else {
+    ItemPointerSetInvalid(&meta->entry);
+  }
+  meta->insert_page = insert_page;
+}
+
+// Writes the metapage and the element pages of the in-memory graph (which
+// may be empty or absent) into the empty index.
+static void HnswWritePages(HnswBuildState* bs) {
+  GraphBuilder* b = bs->owner != NULL ? bs->owner->builder : NULL;
+  const size_t n = b != NULL ? b->inserted() : 0;
+  const int m = bs->m;
+  const int dim = bs->dimensions;
+  const int progress_index[] = {PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_CREATEIDX_TUPLES_TOTAL,
+                                PROGRESS_CREATEIDX_TUPLES_DONE};
+  const int64 progress_values[] = {HNSW_PHASE_WRITE, (int64)n, 0};
+  pgstat_progress_update_multi_param(3, progress_index, progress_values);
+
+  HnswPageWriter w;
+  memset(&w, 0, sizeof(w));
+  w.index = bs->index;
+  w.dry = true;
+  ItemPointerData* etids = NULL;
+  if (n > 0) {
+    etids = (ItemPointerData*)MemoryContextAllocHuge(bs->build_ctx, sizeof(ItemPointerData) * n);
+    const Size esize = HNSW_ELEMENT_TUPLE_SIZE(dim);
+    for (size_t i = 0; i < n; i++) {
+      ItemPointerData ntid;
+      HnswWriterPlace(&w, esize, HNSW_NEIGHBOR_TUPLE_SIZE(HnswNeighborSlots(b->Level(i), m)), &etids[i], &ntid);
+    }
+  }
+  const BlockNumber last = w.blkno;  // 0 when there are no element pages
+
+  // The metapage, block 0.
+  Page page = (Page)palloc(BLCKSZ);
+  uint32_t entry_row = 0;
+  int entry_level = -1;
+  const bool has_entry = n > 0 && b->EntryPoint(&entry_row, &entry_level);
+  HnswFillMetaPage(bs, page, has_entry ? &etids[entry_row] : NULL, has_entry ? entry_level : -1,
+                   last > 0 ? last : InvalidBlockNumber);
+  Buffer buf = ReadBufferExtended(bs->index, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
+  if (BufferGetBlockNumber(buf) != HNSW_METAPAGE_BLKNO)
+    elog(ERROR, "hnsw build of \"%s\": the index is not empty", RelationGetRelationName(bs->index));
+  LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+  memcpy(BufferGetPage(buf), page, BLCKSZ);
+  MarkBufferDirty(buf);
+  UnlockReleaseBuffer(buf);
+  if (n == 0) {
+    pfree(page);
+    return;
+  }
+
+  // The element pages.
+  const Size esize = HNSW_ELEMENT_TUPLE_SIZE(dim);
+  const int max_level = HnswMaxLevelForM(m);
+  HnswElementTuple etup = (HnswElementTuple)palloc0(esize);
+  HnswNeighborTuple ntup = (HnswNeighborTuple)palloc0(HNSW_NEIGHBOR_TUPLE_SIZE(HnswNeighborSlots(max_level, m)));
+  uint32_t* links = (uint32_t*)palloc(sizeof(uint32_t) * 2 * (Size)m);
+  memset(&w, 0, sizeof(w));
+  w.index = bs->index;
+  w.dry = false;
+  w.last = last;
+  w.page = page;
+  for (size_t i = 0; i < n; i++) {
+    const int level = b->Level(i);
+    const int slots = HnswNeighborSlots(level, m);
+    const Size nsize = HNSW_NEIGHBOR_TUPLE_SIZE(slots);
+    memset(ntup, 0, nsize);
+    ntup->type = HNSW_NEIGHBOR_TUPLE;
+    ntup->level = (uint8)level;
+    ntup->count = (uint16)slots;
+    for (int s = 0; s < slots; s++) ItemPointerSetInvalid(&ntup->ids[s]);
+    for (int lc = 0; lc <= level; lc++) {
+      const size_t count = b->Neighbors(i, lc, links);
+      const int start = HnswLevelStart(lc, m);
+      for (size_t k = 0; k < count && (int)k < HnswLevelSlots(lc, m); k++) ntup->ids[start + k] = etids[links[k]];
+    }
+    memset(etup, 0, esize);
+    etup->type = HNSW_ELEMENT_TUPLE;
+    etup->level = (uint8)level;
+    etup->flags = 0;
+    HnswUnpackTid(b->Payload(i), &etup->heaptid);
+    memcpy(etup->vec, b->Vector(i), sizeof(float4) * (Size)dim);
+    HnswWriterWrite(&w, etup, esize, ntup, nsize, &etids[i]);
+    if ((i & 1023) == 1023) {
+      CHECK_FOR_INTERRUPTS();
+      pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64)(i + 1));
+    }
+  }
+  HnswWriterFlush(&w);
+  pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64)n);
+  pfree(links);
+  pfree(ntup);
+  pfree(etup);
+  pfree(page);
+  pfree(etids);
+}
+
+// Builds the graph of the rows loaded so far, writes it, and frees the builder.
+static void HnswBuildFlush(HnswBuildState* bs) {
+  if (bs->owner != NULL && bs->owner->builder != NULL) HnswBuildGraph(bs);
+  HnswWritePages(bs);
+  if (bs->owner != NULL) {
+    GraphBuilder::Destroy(bs->owner->builder);
+    bs->owner->builder = NULL;
+  }
+  bs->written = true;
+}
+
+// The first row that does not fit: write what fits, then go on row by row.
+static void HnswBuildOverflow(HnswBuildState* bs) {
+  const Size per_row = vecext::hnsw::BuildBytesPerElement((size_t)bs->dimensions, bs->m, bs->threads) +
+                       sizeof(ItemPointerData);
+  ereport(NOTICE,
+          (errmsg("hnsw graph no longer fits into maintenance_work_mem after %.0f tuples", bs->loaded),
+           errdetail("The remaining tuples of index \"%s\" are inserted one at a time, which is much slower.",
+                     RelationGetRelationName(bs->index)),
+           errhint("Increase maintenance_work_mem to build in memory: the graph takes about %zu bytes per row.",
+                   (size_t)per_row)));
+  HnswBuildFlush(bs);
+  pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_INSERT);
+}
+
+static void HnswBuildCallbackImpl(Relation index, ItemPointer tid, Datum* values, bool* isnull,
+                                  HnswBuildState* bs) {
+  if (isnull[0]) return;
+  MemoryContext old = MemoryContextSwitchTo(bs->tuple_ctx);
+  Vector* v = HnswPrepareValue(index, values[0], bs->dimensions);
+  if (v != NULL) {
+    if (bs->dimensions <= 0) bs->dimensions = v->dim;  // a column without typmod: the first row decides
+    if (!bs->written) {
+      if (bs->owner == NULL) HnswBuildCreateBuilder(bs, v->dim);
+      Status st = bs->owner->builder->Append(v->x, HnswPackTid(tid), NULL);
+      if (st.ok()) {
+        bs->loaded++;
+      } else if (st.code == StatusCode::kLimitExceeded) {
+        HnswBuildOverflow(bs);
+      } else if (st.code != StatusCode::kInvalidInput) {  // kInvalidInput: zero norm, not indexed
+        HnswBuildCheck(bs, st, "loading a row");
+      }
+    }
+    if (bs->written) {
+      HnswInsertElement(index, bs->heap, v->x, v->dim, tid, true);
+      bs->inserted++;
+    }
+  }
+  MemoryContextSwitchTo(old);
+  MemoryContextReset(bs->tuple_ctx);
+}
+
+static void HnswBuildCallback(Relation index, ItemPointer tid, Datum* values, bool* isnull, bool alive,
+                              void* state) {
+  VECEXT_GUARD("hnswbuild", HnswBuildCallbackImpl(index, tid, values, isnull, (HnswBuildState*)state); return;);
+}
+
+static IndexBuildResult* HnswBuildImpl(Relation heap, Relation index, IndexInfo* indexInfo) {
+  if (RelationGetNumberOfBlocks(index) != 0)
+    elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
+
+  HnswBuildState* bs = (HnswBuildState*)palloc0(sizeof(HnswBuildState));
+  bs->heap = heap;
+  bs->index = index;
+  bs->dimensions = Max(TupleDescAttr(index->rd_att, 0)->atttypmod, 0);
+  bs->m = HnswGetM(index);
+  bs->ef_construction = HnswGetEfConstruction(index);
+  bs->metric = HnswGetMetric(index);
+  bs->threads = Min(max_parallel_maintenance_workers + 1, HNSW_BUILD_MAX_THREADS);
+  bs->budget = (Size)maintenance_work_mem * 1024;
+  bs->build_ctx = AllocSetContextCreate(CurrentMemoryContext, "hnsw build", ALLOCSET_DEFAULT_SIZES);
+  bs->tuple_ctx = AllocSetContextCreate(bs->build_ctx, "hnsw build tuple", ALLOCSET_DEFAULT_SIZES);
+
+  pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_LOAD);
+  double reltuples = table_index_build_scan(heap, index, indexInfo, true, true, HnswBuildCallback, bs, NULL);
+  if (!bs->written) HnswBuildFlush(bs);
+
+  if (RelationNeedsWAL(index))
+    log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
+
+  IndexBuildResult* result = (IndexBuildResult*)palloc0(sizeof(IndexBuildResult));
+  result->heap_tuples = reltuples;
+  result->index_tuples = bs->loaded + bs->inserted;
+  MemoryContextDelete(bs->build_ctx);  // frees the builder through its callback
+  pfree(bs);
+  return result;
+}
+
+IndexBuildResult* hnswbuild(Relation heap, Relation index, IndexInfo* indexInfo) {
+  VECEXT_GUARD("hnswbuild", return HnswBuildImpl(heap, index, indexInfo););
+}
+
+// The init fork of an unlogged index: an empty index (a metapage), written
+// and WAL-logged directly (init forks are always logged) and synced.
+static void HnswBuildEmptyImpl(Relation index) {
+  HnswBuildState bs;
+  memset(&bs, 0, sizeof(bs));
+  bs.index = index;
+  bs.dimensions = Max(TupleDescAttr(index->rd_att, 0)->atttypmod, 0);
+  bs.m = HnswGetM(index);
+  bs.ef_construction = HnswGetEfConstruction(index);
+  bs.metric = HnswGetMetric(index);
+  Page page = (Page)palloc(BLCKSZ);
+  HnswFillMetaPage(&bs, page, NULL, -1, InvalidBlockNumber);
+  PageSetChecksumInplace(page, HNSW_METAPAGE_BLKNO);
+  smgrwrite(RelationGetSmgr(index), INIT_FORKNUM, HNSW_METAPAGE_BLKNO, (char*)page, true);
+  log_newpage(&(RelationGetSmgr(index))->smgr_rnode.node, INIT_FORKNUM, HNSW_METAPAGE_BLKNO, page, true);
+  // The write bypassed shared buffers: a checkpoint may have passed our record.
+  smgrimmedsync(RelationGetSmgr(index), INIT_FORKNUM);
+  pfree(page);
+}
+
+void hnswbuildempty(Relation index) {
+  VECEXT_GUARD("hnswbuildempty", HnswBuildEmptyImpl(index); return;);
+}
+
+// amphasename: the names of the build's sub-phases in pg_stat_progress_create_index.
+char* hnswbuildphasename(int64 phasenum) {
+  VECEXT_GUARD("hnswbuildphasename", {
+    switch (phasenum) {
+      case PROGRESS_CREATEIDX_SUBPHASE_INITIALIZE:
+        return (char*)"initializing";
+      case HNSW_PHASE_LOAD:
+        return (char*)"loading tuples";
+      case HNSW_PHASE_GRAPH:
+        return (char*)"building graph";
+      case HNSW_PHASE_WRITE:
+        return (char*)"writing pages";
+      case HNSW_PHASE_INSERT:
+        return (char*)"inserting remaining tuples";
+      default:
+        return NULL;
+    }
+  });
+}
