@@ -48,15 +48,13 @@ void VecextHnswInit(void) {
                     AccessExclusiveLock);
 
   DefineCustomIntVariable("hnsw.ef_search", "Sets the size of the candidate list of hnsw index scans.",
-                          "Larger values give better recall and slower scans.", &hnsw_ef_search,
-                          HNSW_DEFAULT_EF_SEARCH, HNSW_MIN_EF_SEARCH, HNSW_MAX_EF_SEARCH, PGC_USERSET, 0, NULL,
-                          NULL, NULL);
-  DefineCustomEnumVariable("hnsw.iterative_scan",
-                           "Whether an hnsw scan continues past ef_search candidates when rows are filtered out.",
-                           "off stops after ef_search candidates; strict_order keeps results in exact distance "
-                           "order; relaxed_order may return them slightly out of order.",
-                           &hnsw_iterative_scan, HNSW_ITERATIVE_SCAN_STRICT, hnsw_iterative_scan_options,
-                           PGC_USERSET, 0, NULL, NULL, NULL);
+                          "Larger values give better recall and slower scans.", &hnsw_ef_search, HNSW_DEFAULT_EF_SEARCH,
+                          HNSW_MIN_EF_SEARCH, HNSW_MAX_EF_SEARCH, PGC_USERSET, 0, NULL, NULL, NULL);
+  DefineCustomEnumVariable(
+      "hnsw.iterative_scan", "Whether an hnsw scan continues past ef_search candidates when rows are filtered out.",
+      "off stops after ef_search candidates; strict_order keeps results in exact distance "
+      "order; relaxed_order may return them slightly out of order.",
+      &hnsw_iterative_scan, HNSW_ITERATIVE_SCAN_STRICT, hnsw_iterative_scan_options, PGC_USERSET, 0, NULL, NULL, NULL);
   DefineCustomIntVariable("hnsw.max_scan_tuples", "Sets the maximum number of elements an iterative hnsw scan visits.",
                           NULL, &hnsw_max_scan_tuples, 20000, 1, INT_MAX, PGC_USERSET, 0, NULL, NULL, NULL);
   MarkGUCPrefixReserved("hnsw");
@@ -65,101 +63,101 @@ void VecextHnswInit(void) {
 // amoptions: parses m and ef_construction; with `validate` (CREATE INDEX,
 // ALTER INDEX SET) also checks that ef_construction >= 2 * m.
 static bytea* HnswOptionsImpl(Datum reloptions, bool validate) {
-    static const relopt_parse_elt tab[] = {
-        {"m", RELOPT_TYPE_INT, offsetof(HnswOptions, m)},
-        {"ef_construction", RELOPT_TYPE_INT, offsetof(HnswOptions, ef_construction)},
-    };
-    HnswOptions* opts =
-        (HnswOptions*)build_reloptions(reloptions, validate, hnsw_relopt_kind, sizeof(HnswOptions), tab, 2);
-    if (validate && opts != NULL && opts->ef_construction < 2 * opts->m)
-      ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                      errmsg("ef_construction must be greater than or equal to 2 * m"),
-                      errdetail("ef_construction is %d and m is %d.", opts->ef_construction, opts->m)));
-    return (bytea*)opts;
+  static const relopt_parse_elt tab[] = {
+      {"m", RELOPT_TYPE_INT, offsetof(HnswOptions, m)},
+      {"ef_construction", RELOPT_TYPE_INT, offsetof(HnswOptions, ef_construction)},
+  };
+  HnswOptions* opts =
+      (HnswOptions*)build_reloptions(reloptions, validate, hnsw_relopt_kind, sizeof(HnswOptions), tab, 2);
+  if (validate && opts != NULL && opts->ef_construction < 2 * opts->m)
+    ereport(ERROR,
+            (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("ef_construction must be greater than or equal to 2 * m"),
+             errdetail("ef_construction is %d and m is %d.", opts->ef_construction, opts->m)));
+  return (bytea*)opts;
 }
 
 // amvalidate: the opclass has support proc 1 (float8 distance(type, type)),
 // optional procs 2 (float8 norm(type)) and 3, and only ORDER BY operators of
 // strategy 1 returning float8.
 static bool HnswValidateImpl(Oid opclassoid) {
-    bool result = true;
-    HeapTuple classtup = SearchSysCache1(CLAOID, ObjectIdGetDatum(opclassoid));
-    if (!HeapTupleIsValid(classtup)) elog(ERROR, "cache lookup failed for operator class %u", opclassoid);
-    Form_pg_opclass classform = (Form_pg_opclass)GETSTRUCT(classtup);
-    Oid opfamilyoid = classform->opcfamily;
-    Oid opcintype = classform->opcintype;
-    char* opclassname = pstrdup(NameStr(classform->opcname));
-    ReleaseSysCache(classtup);
+  bool result = true;
+  HeapTuple classtup = SearchSysCache1(CLAOID, ObjectIdGetDatum(opclassoid));
+  if (!HeapTupleIsValid(classtup)) elog(ERROR, "cache lookup failed for operator class %u", opclassoid);
+  Form_pg_opclass classform = (Form_pg_opclass)GETSTRUCT(classtup);
+  Oid opfamilyoid = classform->opcfamily;
+  Oid opcintype = classform->opcintype;
+  char* opclassname = pstrdup(NameStr(classform->opcname));
+  ReleaseSysCache(classtup);
 
-    HeapTuple familytup = SearchSysCache1(OPFAMILYOID, ObjectIdGetDatum(opfamilyoid));
-    if (!HeapTupleIsValid(familytup)) elog(ERROR, "cache lookup failed for operator family %u", opfamilyoid);
-    char* opfamilyname = pstrdup(NameStr(((Form_pg_opfamily)GETSTRUCT(familytup))->opfname));
-    ReleaseSysCache(familytup);
+  HeapTuple familytup = SearchSysCache1(OPFAMILYOID, ObjectIdGetDatum(opfamilyoid));
+  if (!HeapTupleIsValid(familytup)) elog(ERROR, "cache lookup failed for operator family %u", opfamilyoid);
+  char* opfamilyname = pstrdup(NameStr(((Form_pg_opfamily)GETSTRUCT(familytup))->opfname));
+  ReleaseSysCache(familytup);
 
-    CatCList* oprlist = SearchSysCacheList1(AMOPSTRATEGY, ObjectIdGetDatum(opfamilyoid));
-    CatCList* proclist = SearchSysCacheList1(AMPROCNUM, ObjectIdGetDatum(opfamilyoid));
-    bool has_distance = false;
+  CatCList* oprlist = SearchSysCacheList1(AMOPSTRATEGY, ObjectIdGetDatum(opfamilyoid));
+  CatCList* proclist = SearchSysCacheList1(AMPROCNUM, ObjectIdGetDatum(opfamilyoid));
+  bool has_distance = false;
 
-    for (int i = 0; i < proclist->n_members; i++) {
-      HeapTuple proctup = &proclist->members[i]->tuple;
-      Form_pg_amproc procform = (Form_pg_amproc)GETSTRUCT(proctup);
-      bool ok = true;
-      switch (procform->amprocnum) {
-        case HNSW_DISTANCE_PROC:
-          ok = check_amproc_signature(procform->amproc, FLOAT8OID, false, 2, 2, procform->amproclefttype,
-                                      procform->amprocrighttype);
-          if (ok && procform->amproclefttype == opcintype) has_distance = true;
-          break;
-        case HNSW_NORM_PROC:
-          ok = check_amproc_signature(procform->amproc, FLOAT8OID, false, 1, 1, procform->amproclefttype);
-          break;
-        case HNSW_TYPE_INFO_PROC:
-          break;
-        default:
-          ereport(INFO, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-                         errmsg("hnsw operator family \"%s\" contains function %s with invalid support number %d",
-                                opfamilyname, format_procedure(procform->amproc), procform->amprocnum)));
-          result = false;
-          continue;
-      }
-      if (!ok) {
+  for (int i = 0; i < proclist->n_members; i++) {
+    HeapTuple proctup = &proclist->members[i]->tuple;
+    Form_pg_amproc procform = (Form_pg_amproc)GETSTRUCT(proctup);
+    bool ok = true;
+    switch (procform->amprocnum) {
+      case HNSW_DISTANCE_PROC:
+        ok = check_amproc_signature(procform->amproc, FLOAT8OID, false, 2, 2, procform->amproclefttype,
+                                    procform->amprocrighttype);
+        if (ok && procform->amproclefttype == opcintype) has_distance = true;
+        break;
+      case HNSW_NORM_PROC:
+        ok = check_amproc_signature(procform->amproc, FLOAT8OID, false, 1, 1, procform->amproclefttype);
+        break;
+      case HNSW_TYPE_INFO_PROC:
+        break;
+      default:
         ereport(INFO, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-                       errmsg("hnsw operator family \"%s\" contains function %s with wrong signature for support "
-                              "number %d",
+                       errmsg("hnsw operator family \"%s\" contains function %s with invalid support number %d",
                               opfamilyname, format_procedure(procform->amproc), procform->amprocnum)));
         result = false;
-      }
-    }
-
-    for (int i = 0; i < oprlist->n_members; i++) {
-      HeapTuple oprtup = &oprlist->members[i]->tuple;
-      Form_pg_amop oprform = (Form_pg_amop)GETSTRUCT(oprtup);
-      if (oprform->amopstrategy != 1 || oprform->amoppurpose != AMOP_ORDER) {
-        ereport(INFO, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-                       errmsg("hnsw operator family \"%s\" contains operator %s that is not an ORDER BY operator "
-                              "of strategy 1",
-                              opfamilyname, format_operator(oprform->amopopr))));
-        result = false;
         continue;
-      }
-      if (!check_amop_signature(oprform->amopopr, FLOAT8OID, oprform->amoplefttype, oprform->amoprighttype)) {
-        ereport(INFO, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-                       errmsg("hnsw operator family \"%s\" contains operator %s with wrong signature", opfamilyname,
-                              format_operator(oprform->amopopr))));
-        result = false;
-      }
     }
-
-    if (!has_distance) {
+    if (!ok) {
       ereport(INFO, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-                     errmsg("hnsw operator class \"%s\" is missing support function %d", opclassname,
-                            HNSW_DISTANCE_PROC)));
+                     errmsg("hnsw operator family \"%s\" contains function %s with wrong signature for support "
+                            "number %d",
+                            opfamilyname, format_procedure(procform->amproc), procform->amprocnum)));
       result = false;
     }
+  }
 
-    ReleaseCatCacheList(proclist);
-    ReleaseCatCacheList(oprlist);
-    return result;
+  for (int i = 0; i < oprlist->n_members; i++) {
+    HeapTuple oprtup = &oprlist->members[i]->tuple;
+    Form_pg_amop oprform = (Form_pg_amop)GETSTRUCT(oprtup);
+    if (oprform->amopstrategy != 1 || oprform->amoppurpose != AMOP_ORDER) {
+      ereport(INFO, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+                     errmsg("hnsw operator family \"%s\" contains operator %s that is not an ORDER BY operator "
+                            "of strategy 1",
+                            opfamilyname, format_operator(oprform->amopopr))));
+      result = false;
+      continue;
+    }
+    if (!check_amop_signature(oprform->amopopr, FLOAT8OID, oprform->amoplefttype, oprform->amoprighttype)) {
+      ereport(INFO, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+                     errmsg("hnsw operator family \"%s\" contains operator %s with wrong signature", opfamilyname,
+                            format_operator(oprform->amopopr))));
+      result = false;
+    }
+  }
+
+  if (!has_distance) {
+    ereport(INFO,
+            (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+             errmsg("hnsw operator class \"%s\" is missing support function %d", opclassname, HNSW_DISTANCE_PROC)));
+    result = false;
+  }
+
+  ReleaseCatCacheList(proclist);
+  ReleaseCatCacheList(oprlist);
+  return result;
 }
 
 extern "C" {
@@ -168,9 +166,7 @@ static bytea* hnswoptions(Datum reloptions, bool validate) {
   VECEXT_GUARD("hnswoptions", return HnswOptionsImpl(reloptions, validate););
 }
 
-static bool hnswvalidate(Oid opclassoid) {
-  VECEXT_GUARD("hnswvalidate", return HnswValidateImpl(opclassoid););
-}
+static bool hnswvalidate(Oid opclassoid) { VECEXT_GUARD("hnswvalidate", return HnswValidateImpl(opclassoid);); }
 
 }  // extern "C"
 

@@ -91,8 +91,8 @@ void hnswcostestimate(PlannerInfo* root, IndexPath* path, double loop_count, Cos
                       Cost* indexTotalCost, Selectivity* indexSelectivity, double* indexCorrelation,
                       double* indexPages) {
   VECEXT_GUARD("hnswcostestimate", {
-    HnswCostEstimateImpl(root, path, loop_count, indexStartupCost, indexTotalCost, indexSelectivity,
-                         indexCorrelation, indexPages);
+    HnswCostEstimateImpl(root, path, loop_count, indexStartupCost, indexTotalCost, indexSelectivity, indexCorrelation,
+                         indexPages);
     return;
   });
 }

@@ -68,9 +68,9 @@ struct InspectItem {
   uint64 id;
   uint8 kind;  // HNSW_ELEMENT_TUPLE or HNSW_NEIGHBOR_TUPLE
   uint8 level;
-  uint8 flags;       // elements
-  bool tombstone;    // neighbour tuples: count == 0 (left by vacuum)
-  int owners;        // neighbour tuples: elements pointing at it
+  uint8 flags;     // elements
+  bool tombstone;  // neighbour tuples: count == 0 (left by vacuum)
+  int owners;      // neighbour tuples: elements pointing at it
   ItemPointerData heaptid;
   ItemPointerData neighbortid;
 };
@@ -102,8 +102,10 @@ struct InspectState {
 static void Problem(InspectState* st, const char* fmt, ...) pg_attribute_printf(2, 3);
 
 static void Problem(InspectState* st, const char* fmt, ...) {
-  st->nproblems++;
-  if (st->out == NULL || st->nproblems > HNSW_CHECK_MAX_PROBLEMS) return;
+  // The summary line of a truncated list is written past the limit.
+  bool summary = st->nproblems < 0;
+  if (!summary) st->nproblems++;
+  if (st->out == NULL || (!summary && st->nproblems > HNSW_CHECK_MAX_PROBLEMS)) return;
   StringInfoData buf;
   initStringInfo(&buf);
   for (;;) {
@@ -351,7 +353,8 @@ static void CheckOwnership(InspectState* st) {
 // The metapage's entry point against the elements.
 static void CheckEntryPoint(InspectState* st) {
   if (!ItemPointerIsValid(&st->meta.entry)) {
-    if (st->live > 0) Problem(st, "metapage has no entry point but the index has %lld live elements", (long long)st->live);
+    if (st->live > 0)
+      Problem(st, "metapage has no entry point but the index has %lld live elements", (long long)st->live);
     return;
   }
   ItemPointerData* ep = &st->meta.entry;
@@ -580,8 +583,8 @@ static void OpenForInspection(Oid indexoid, Relation* heap, Relation* index) {
     ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
                     errmsg("\"%s\" is not an hnsw index", RelationGetRelationName(*index))));
   if (RELATION_IS_OTHER_TEMP(*index))
-    ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                    errmsg("cannot inspect temporary indexes of other sessions")));
+    ereport(ERROR,
+            (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("cannot inspect temporary indexes of other sessions")));
 }
 
 static void InitInspectState(InspectState* st, Relation index) {
@@ -630,9 +633,11 @@ VECEXT_FUNCTION(hnsw_index_check) {
     CheckReachability(&st);
     if (heapallindexed) CheckHeapAllIndexed(&st, heap, snapshot);
   }
-  if (st.nproblems > HNSW_CHECK_MAX_PROBLEMS)
-    Problem(&st, "... %lld problems in all (only the first %d are listed)", (long long)st.nproblems,
-            HNSW_CHECK_MAX_PROBLEMS);
+  if (st.nproblems > HNSW_CHECK_MAX_PROBLEMS) {
+    long long total = (long long)st.nproblems;
+    st.nproblems = -1;  // lets the summary line through
+    Problem(&st, "... %lld problems in all (only the first %d are listed)", total, HNSW_CHECK_MAX_PROBLEMS);
+  }
   MemoryContextSwitchTo(old);
   MemoryContextDelete(cxt);
 
@@ -696,7 +701,8 @@ VECEXT_FUNCTION(hnsw_index_stats) {
   values[10] = Int32GetDatum(st.meta.ef_construction);
   values[11] = CStringGetTextDatum(HnswMetricName(st.meta.metric));
   values[12] = Int32GetDatum((int32)st.meta.dimensions);
-  values[13] = CStringGetTextDatum(st.meta.quantization == 0 ? "none" : (st.meta.quantization == 1 ? "sq8" : "unknown"));
+  values[13] =
+      CStringGetTextDatum(st.meta.quantization == 0 ? "none" : (st.meta.quantization == 1 ? "sq8" : "unknown"));
   HeapTuple tuple = heap_form_tuple(tupdesc, values, nulls);
 
   MemoryContextDelete(cxt);

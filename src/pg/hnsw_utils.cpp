@@ -174,8 +174,7 @@ static char* HnswPageGetItem(Page page, OffsetNumber off, Size min_size, Size* s
   if (!ItemIdIsNormal(iid)) return NULL;
   Size item_off = ItemIdGetOffset(iid);
   Size len = ItemIdGetLength(iid);
-  if (item_off < ph->pd_upper || item_off % MAXIMUM_ALIGNOF != 0 || len < min_size ||
-      item_off + len > ph->pd_special)
+  if (item_off < ph->pd_upper || item_off % MAXIMUM_ALIGNOF != 0 || len < min_size || item_off + len > ph->pd_special)
     return NULL;
   *size = len;
   return (char*)page + item_off;
@@ -211,8 +210,7 @@ bool HnswIsHnswIndex(Relation index) {
 // row is not indexed and never returned by an index scan).
 Vector* HnswPrepareValue(Relation index, Datum value, int dimensions) {
   Vector* v = DatumGetVector(value);
-  if (v->dim < 1)
-    ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("vector must have at least 1 dimension")));
+  if (v->dim < 1) ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("vector must have at least 1 dimension")));
   if (dimensions > 0 && v->dim != dimensions)
     ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("expected %d dimensions, not %d", dimensions, v->dim)));
   if (v->dim > HNSW_MAX_DIM)

@@ -110,9 +110,7 @@ struct HnswVacuumState {
 
 static inline uint64 TidKey(const ItemPointerData* tid) { return HnswPackTid(tid); }
 
-static bool IsDead(HnswVacuumState* vs, uint64 id) {
-  return hash_search(vs->dead, &id, HASH_FIND, NULL) != NULL;
-}
+static bool IsDead(HnswVacuumState* vs, uint64 id) { return hash_search(vs->dead, &id, HASH_FIND, NULL) != NULL; }
 
 static void AddTombstone(HnswVacuumState* vs, const ItemPointerData* tid) {
   if (vs->ntombstones == vs->tombstones_cap) {
@@ -397,8 +395,8 @@ static bool ReadAnyElement(HnswVacuumState* vs, uint64 id, float* vec, HnswVisit
 
 // Adds to `pool` up to pool_cap live elements of level >= lc near `vec`,
 // found by searching the graph from the entry point (see above).
-static void SearchLiveCandidates(HnswVacuumState* vs, uint64 self, const float* vec, int lc, uint64* pool,
-                                 int* npool, int pool_cap, ItemPointerData* scratch) {
+static void SearchLiveCandidates(HnswVacuumState* vs, uint64 self, const float* vec, int lc, uint64* pool, int* npool,
+                                 int pool_cap, ItemPointerData* scratch) {
   if (!ItemPointerIsValid(&vs->entry) || vs->entry_level < lc) return;
   vs->searches++;
   HASHCTL ctl;
@@ -508,8 +506,7 @@ static void SelectForLevel(HnswVacuumState* vs, uint64 self, const float* vec, i
   for (int i = 0; i < nkept && npool < pool_cap; i++) pool[npool++] = kept[i];
   for (int i = 0; i < ndead_links; i++)
     CollectFromDead(vs, dead_links[i], lc, self, pool, &npool, pool_cap, hop, &nhop, hop_cap, scratch);
-  for (int i = 0; i < nhop; i++)
-    CollectFromDead(vs, hop[i], lc, self, pool, &npool, pool_cap, NULL, NULL, 0, scratch);
+  for (int i = 0; i < nhop; i++) CollectFromDead(vs, hop[i], lc, self, pool, &npool, pool_cap, NULL, NULL, 0, scratch);
   // Too few candidates nearby (heavy deletion): search the graph.
   if (npool - nkept < ndead_links) SearchLiveCandidates(vs, self, vec, lc, pool, &npool, pool_cap, scratch);
 
@@ -900,8 +897,8 @@ static void RemoveDead(HnswVacuumState* vs) {
   }
   qsort(ntids, nntids, sizeof(HnswDeadNeighbors), CompareDeadNeighbors);
   qsort(elements, nelements, sizeof(uint64), CompareIds);
-  TombstoneNeighbors(vs, ntids, nntids);                 // (d1)
-  RemoveItems(vs, elements, nelements, false);           // (d2)
+  TombstoneNeighbors(vs, ntids, nntids);        // (d1)
+  RemoveItems(vs, elements, nelements, false);  // (d2)
   qsort(vs->tombstones, vs->ntombstones, sizeof(uint64), CompareIds);
   RemoveItems(vs, vs->tombstones, vs->ntombstones, true);  // (d3)
   IndexFreeSpaceMapVacuum(vs->index);
