@@ -1,6 +1,7 @@
 // Parsing and formatting the text form of a vector (vector_text.h).
 #include "core/vector_text.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -229,57 +230,140 @@ Status ParseVectorText(const char* text, std::size_t len, VectorTextParser parse
 
 // ---------------------------------------------------------------------------
 // Formatting
+//
+// Postgres prints a float4 (float4out, extra_float_digits > 0) as the
+// shortest decimal that lies strictly inside the float's rounding interval,
+// correctly rounded; it never picks a decimal exactly on the interval's
+// boundary (Ryu with acceptBounds = false). std::to_chars gives the shortest
+// decimal of the closed interval when the significand is even. The two
+// differ only when a decimal of at most 9 digits can sit exactly on a
+// boundary, which needs |f| >= 2^22 (a boundary below that has more than 9
+// significant digits); only that case takes the slower exact search below.
 
-std::size_t FormatFloat(float f, char* out) {
-  // The shortest round-trip digits, in scientific form "-d.ddde-XX".
-  char sci[32];
+namespace {
+
+// A decimal digits * 10^exp10 (digits < 10^9).
+struct Decimal {
+  std::uint32_t digits;
+  int exp10;
+};
+
+using u128 = unsigned __int128;
+
+// Sign of a * 2^sa - b * 2^sb. REQUIRES: 0 < a, b < 2^127.
+int CompareScaled(u128 a, int sa, u128 b, int sb) {
+  if (sa > sb) {
+    const int d = sa - sb;
+    if (d >= 127 || (a >> (127 - d)) != 0) return 1;
+    a <<= d;
+  } else if (sb > sa) {
+    const int d = sb - sa;
+    if (d >= 127 || (b >> (127 - d)) != 0) return -1;
+    b <<= d;
+  }
+  return a < b ? -1 : (a > b ? 1 : 0);
+}
+
+u128 Pow5(int k) {
+  u128 r = 1;
+  for (int i = 0; i < k; i++) r *= 5;
+  return r;
+}
+
+// Sign of dec - m * 2^e. REQUIRES: dec.digits > 0, m > 0, m < 2^32,
+// 0 <= dec.exp10 + 2 <= 40 (true for |f| >= 2^22, at most 9 digits).
+int CompareDecimal(Decimal dec, std::uint64_t m, int e) {
+  // Multiply both sides by 10^2 so that the decimal is an integer:
+  // digits * 5^(k+2) * 2^(k+2)  vs  m * 25 * 2^(e+2).
+  const int k = dec.exp10 + 2;
+  return CompareScaled(static_cast<u128>(dec.digits) * Pow5(k), k, static_cast<u128>(m) * 25, e + 2);
+}
+
+// Correctly rounded `ndigits`-digit decimal of the float af > 0.
+Decimal RoundTo(float af, int ndigits) {
+  char buf[32];
   const std::to_chars_result r =
-      std::to_chars(sci, sci + sizeof sci, f, std::chars_format::scientific);
-  const char* p = sci;
-  const char* end = r.ptr;
-
-  char* o = out;
-  if (*p == '-') *o++ = *p++;
-
-  char digits[16];
-  int ndigits = 0;
-  while (p < end && *p != 'e') {
-    if (*p != '.') digits[ndigits++] = *p;
-    p++;
+      std::to_chars(buf, buf + sizeof buf, af, std::chars_format::scientific, ndigits - 1);
+  Decimal d{0, 0};
+  const char* p = buf;
+  int n = 0;
+  for (; p < r.ptr && *p != 'e'; p++) {
+    if (*p != '.') {
+      d.digits = d.digits * 10 + static_cast<std::uint32_t>(*p - '0');
+      n++;
+    }
   }
   int exp = 0;
-  if (p < end) {
-    p++;  // 'e'
-    const bool negative = *p == '-';
-    p++;  // sign
-    while (p < end) exp = exp * 10 + (*p++ - '0');
-    if (negative) exp = -exp;
-  }
+  const bool negative = p + 1 < r.ptr && p[1] == '-';
+  for (p += 2; p < r.ptr; p++) exp = exp * 10 + (*p - '0');
+  d.exp10 = (negative ? -exp : exp) - (n - 1);
+  return d;
+}
 
-  if (ndigits == 1 && digits[0] == '0') {
-    *o++ = '0';
-    return static_cast<std::size_t>(o - out);
-  }
+// Postgres's shortest decimal for af >= 2^22 with an even significand:
+// the shortest length with a decimal strictly inside (lo, hi); at that
+// length the correctly rounded value, moved one unit inwards if it is on or
+// beyond a boundary.
+Decimal ShortestStrictlyInside(float af) {
+  std::uint32_t bits;
+  std::memcpy(&bits, &af, sizeof bits);
+  const int biased = static_cast<int>(bits >> 23);
+  const std::uint64_t m = (bits & 0x7fffffu) | 0x800000u;  // af = m * 2^e
+  const int e = biased - 127 - 23;
+  // hi = (2m + 1) * 2^(e-1); lo = (2m - 1) * 2^(e-1), or (4m - 1) * 2^(e-2)
+  // at a power of two, where the float below is half as far away.
+  const std::uint64_t hi_m = 2 * m + 1;
+  const int hi_e = e - 1;
+  const bool power_of_two = (bits & 0x7fffffu) == 0;
+  const std::uint64_t lo_m = power_of_two ? 4 * m - 1 : 2 * m - 1;
+  const int lo_e = power_of_two ? e - 2 : e - 1;
 
+  auto inside = [&](Decimal d) {
+    return d.digits > 0 && CompareDecimal(d, lo_m, lo_e) > 0 && CompareDecimal(d, hi_m, hi_e) < 0;
+  };
+  for (int ndigits = 1; ndigits <= 9; ndigits++) {
+    const Decimal d = RoundTo(af, ndigits);
+    if (inside(d)) return d;
+    const Decimal up{d.digits + 1, d.exp10};
+    if (CompareDecimal(d, lo_m, lo_e) <= 0 && inside(up)) return up;
+    const Decimal down{d.digits - 1, d.exp10};
+    if (CompareDecimal(d, hi_m, hi_e) >= 0 && inside(down)) return down;
+  }
+  return RoundTo(af, 9);  // not reached: 9 digits always suffice
+}
+
+// Writes digits * 10^exp10 in float4out's layout; returns the length.
+int WriteDecimal(std::uint32_t digits, int exp10, char* out) {
+  char d[10] = {};
+  int n = 0;
+  while (digits % 10 == 0 && digits != 0) {  // no trailing zeros
+    digits /= 10;
+    exp10++;
+  }
+  for (std::uint32_t v = digits; v != 0; v /= 10) d[n++] = static_cast<char>('0' + v % 10);
+  std::reverse(d, d + n);
+  const int exp = exp10 + n - 1;  // exponent of the first digit
+
+  char* o = out;
   if (exp >= -4 && exp < 6) {
     if (exp < 0) {
       *o++ = '0';
       *o++ = '.';
       for (int i = -1; i > exp; i--) *o++ = '0';
-      for (int i = 0; i < ndigits; i++) *o++ = digits[i];
+      for (int i = 0; i < n; i++) *o++ = d[i];
     } else {
       const int int_digits = exp + 1;
-      for (int i = 0; i < int_digits; i++) *o++ = i < ndigits ? digits[i] : '0';
-      if (ndigits > int_digits) {
+      for (int i = 0; i < int_digits; i++) *o++ = i < n ? d[i] : '0';
+      if (n > int_digits) {
         *o++ = '.';
-        for (int i = int_digits; i < ndigits; i++) *o++ = digits[i];
+        for (int i = int_digits; i < n; i++) *o++ = d[i];
       }
     }
   } else {
-    *o++ = digits[0];
-    if (ndigits > 1) {
+    *o++ = d[0];
+    if (n > 1) {
       *o++ = '.';
-      for (int i = 1; i < ndigits; i++) *o++ = digits[i];
+      for (int i = 1; i < n; i++) *o++ = d[i];
     }
     *o++ = 'e';
     int e = exp;
@@ -292,15 +376,50 @@ std::size_t FormatFloat(float f, char* out) {
     *o++ = static_cast<char>('0' + e / 10);
     *o++ = static_cast<char>('0' + e % 10);
   }
-  return static_cast<std::size_t>(o - out);
+  return static_cast<int>(o - out);
 }
 
-std::size_t FormatVectorText(const float* x, int dim, char* out) {
+}  // namespace
+
+int FormatFloat(float f, char* out) {
+  char* o = out;
+  if (std::signbit(f)) *o++ = '-';
+  const float af = std::fabs(f);
+  if (af == 0.0f) {
+    *o++ = '0';
+    return static_cast<int>(o - out);
+  }
+  std::uint32_t bits;
+  std::memcpy(&bits, &af, sizeof bits);
+  if (af >= 4194304.0f && (bits & 1u) == 0) {  // 2^22, even significand
+    const Decimal d = ShortestStrictlyInside(af);
+    return static_cast<int>(o - out) + WriteDecimal(d.digits, d.exp10, o);
+  }
+  // The shortest round-trip digits, in scientific form "d.ddde-XX".
+  char sci[32];
+  const std::to_chars_result r = std::to_chars(sci, sci + sizeof sci, af, std::chars_format::scientific);
+  std::uint32_t digits = 0;
+  int n = 0;
+  const char* p = sci;
+  for (; p < r.ptr && *p != 'e'; p++) {
+    if (*p != '.') {
+      digits = digits * 10 + static_cast<std::uint32_t>(*p - '0');
+      n++;
+    }
+  }
+  int exp = 0;
+  const bool negative = p + 1 < r.ptr && p[1] == '-';
+  for (p += 2; p < r.ptr; p++) exp = exp * 10 + (*p - '0');
+  if (negative) exp = -exp;
+  return static_cast<int>(o - out) + WriteDecimal(digits, exp - (n - 1), o);
+}
+
+std::size_t FormatVectorText(const float* x, int dim, char* out, FloatFormatter format) {
   char* o = out;
   *o++ = '[';
   for (int i = 0; i < dim; i++) {
     if (i > 0) *o++ = ',';
-    o += FormatFloat(x[i], o);
+    o += format(x[i], o);
   }
   *o++ = ']';
   *o = '\0';

@@ -73,24 +73,31 @@ Status ParseVectorTextStrtof(const char* text, std::size_t len, float* out,
 // REQUIRES as for ParseVectorText. Never throws.
 bool TryParseVectorTextSimdjson(const char* text, std::size_t len, float* out, int* dim);
 
-// The longest text FormatFloat writes ("-1.2345678e-38"), without a NUL.
-inline constexpr std::size_t kFloatTextMaxLen = 15;
+// The longest text FormatFloat writes ("-1.24794135e-33"), without a NUL.
+inline constexpr int kFloatTextMaxLen = 15;
 
 // Room for the longest text FormatVectorText writes for `dim` elements and its NUL.
 inline constexpr std::size_t VectorTextBufferSize(int dim) {
   return 3 + static_cast<std::size_t>(dim) * (kFloatTextMaxLen + 1);
 }
 
-// Writes the shortest decimal text that reads back (strtof) as exactly f, in
-// Postgres's float4out layout (extra_float_digits > 0): plain notation when
-// the decimal exponent is in [-4, 6), else "d.ddde+XX"; "-0" for negative
-// zero. Returns the length written (at most kFloatTextMaxLen, no NUL).
-// REQUIRES: f is finite; out has room for kFloatTextMaxLen bytes.
-std::size_t FormatFloat(float f, char* out);
+// Writes the text of one float (at most kFloatTextMaxLen bytes, no NUL) and
+// returns its length. Postgres's float_to_shortest_decimal_bufn is one.
+using FloatFormatter = int (*)(float f, char* out);
 
-// Writes "[x0,x1,...]" and a NUL. Returns the length without the NUL.
+// Writes the shortest decimal text that reads back (strtof) as exactly f, in
+// Postgres's float4out layout (extra_float_digits > 0): the shortest decimal
+// strictly inside f's rounding interval, correctly rounded; plain notation
+// when the decimal exponent is in [-4, 6), else "d.ddde+XX"; "-0" for
+// negative zero. Identical to Postgres's float_to_shortest_decimal_bufn for
+// every finite float (checked exhaustively), without Postgres.
+// REQUIRES: f is finite; out has room for kFloatTextMaxLen bytes.
+int FormatFloat(float f, char* out);
+
+// Writes "[x0,x1,...]" and a NUL, each element by `format`. Returns the
+// length without the NUL.
 // REQUIRES: every x[i] is finite; dim >= 0; out has room for
 // VectorTextBufferSize(dim) bytes.
-std::size_t FormatVectorText(const float* x, int dim, char* out);
+std::size_t FormatVectorText(const float* x, int dim, char* out, FloatFormatter format = FormatFloat);
 
 }  // namespace vecext
