@@ -4,6 +4,7 @@
 
 extern "C" {
 #include "catalog/pg_type.h"
+#include "common/shortest_dec.h"
 #include "libpq/pqformat.h"
 #include "utils/array.h"
 #include "utils/guc.h"
@@ -19,6 +20,7 @@ extern "C" {
 #include "pg/vector.h"
 
 static_assert(VECTOR_MAX_DIM == vecext::kVectorMaxDim, "one dimension limit");
+static_assert(FLOAT_SHORTEST_DECIMAL_LEN - 1 == vecext::kFloatTextMaxLen, "one float text length");
 
 // vecext.text_parser: which parser vector_in uses (a developer option for
 // benchmarks; both accept and reject exactly the same texts).
@@ -163,11 +165,12 @@ VECEXT_FUNCTION(vector_in) {
   PG_RETURN_VECTOR_P(result);
 }
 
-// vector_out(vector): the shortest text that reads back as the same floats.
+// vector_out(vector): each element as float4out writes it (the shortest
+// text that reads back as the same float), through Postgres's own Ryu.
 VECEXT_FUNCTION(vector_out) {
   Vector* v = PG_GETARG_VECTOR_P(0);
   char* buf = (char*)palloc(vecext::VectorTextBufferSize(v->dim));
-  vecext::FormatVectorText(v->x, v->dim, buf);
+  vecext::FormatVectorText(v->x, v->dim, buf, float_to_shortest_decimal_bufn);
   PG_FREE_IF_COPY(v, 0);
   PG_RETURN_CSTRING(buf);
 }
@@ -215,8 +218,8 @@ VECEXT_FUNCTION(vector_recv) {
   if (remaining != dim * (int)sizeof(float4))
     ereport(ERROR, (errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
                     errmsg("invalid binary data for type vector"),
-                    errdetail("%d dimensions need %d bytes of elements, but the data has %d.", dim,
-                              dim * (int)sizeof(float4), remaining)));
+                    errdetail("Expected %d bytes of elements for dim = %d, found %d.",
+                              dim * (int)sizeof(float4), dim, remaining)));
 
   Vector* result = InitVector(dim);
   for (int i = 0; i < dim; i++) {
