@@ -204,7 +204,7 @@ VECEXT_FUNCTION(hnsw_handler) {
   am->amcostestimate = hnswcostestimate;
   am->amoptions = hnswoptions;
   am->amproperty = NULL;
-  am->ambuildphasename = NULL;
+  am->ambuildphasename = hnswbuildphasename;
   am->amvalidate = hnswvalidate;
   am->amadjustmembers = NULL;
   am->ambeginscan = hnswbeginscan;

@@ -43,3 +43,7 @@ bool HnswIsHnswIndex(Relation index);
 
 // The name of a vecext::Metric value ("l2", "inner_product", "cosine", "l1").
 const char* HnswMetricName(int metric);
+
+// The names of the build's sub-phases in pg_stat_progress_create_index
+// (src/pg/hnsw_build.cpp); the handler's ambuildphasename.
+char* hnswbuildphasename(int64 phasenum);
