@@ -2,6 +2,13 @@
 // src/pg/*.cpp (it pulls in postgres.h); never include it from src/core.
 #pragma once
 
+// We build with -fvisibility=hidden; PG15 leaves PGDLLEXPORT empty on Linux,
+// so mark the symbols Postgres must find (fmgr functions, _PG_init, the magic
+// block) visible ourselves. c.h only defines it when it is not yet defined.
+#ifndef PGDLLEXPORT
+#define PGDLLEXPORT __attribute__((visibility("default")))
+#endif
+
 extern "C" {
 #include "postgres.h"
 
