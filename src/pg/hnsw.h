@@ -15,7 +15,12 @@
 // An element and its neighbour tuple are put on the same page whenever both
 // fit, so expanding a candidate usually touches a page already in cache.
 // Tuples never change size after creation: link updates overwrite slots in
-// place; vacuum deletes items with PageIndexTupleDeleteNoCompact, which keeps
+// place. A neighbour tuple with count = 0 is a tombstone: vacuum writes it
+// just before it removes an element, it is the only kind of neighbour tuple
+// vacuum deletes, and readers treat it as "no links".
+// The metapage lies below pd_lower (GenericXLog zeroes pd_lower..pd_upper).
+// Levels are capped by HnswMaxLevelForM(m) so the largest neighbour tuple
+// still fits on a page (m = 100 allows levels 0..11); vacuum deletes items with PageIndexTupleDeleteNoCompact, which keeps
 // the other line pointers (TIDs) stable and frees the space for reuse.
 //
 // Every page ends with HnswPageOpaqueData (special space) whose last two
@@ -187,17 +192,6 @@ extern int hnsw_max_scan_tuples;
 #define HNSW_ITERATIVE_SCAN_STRICT 1
 #define HNSW_ITERATIVE_SCAN_RELAXED 2
 
-// The cached, per-relation facts every phase needs (from reloptions, the
-// opclass and the metapage). Filled by HnswGetIndexInfo.
-struct HnswIndexInfo {
-  int dimensions;       // from the metapage, or the column typmod at build
-  int m;
-  int ef_construction;
-  int metric;           // vecext::Metric
-  FmgrInfo* distance;   // support proc 1 (used only for validation/fallback, never per distance in the graph)
-  FmgrInfo* norm;       // support proc 2 or NULL
-};
-
 // ---- src/pg/hnsw_utils.cpp -------------------------------------------------
 int HnswGetM(Relation index);
 int HnswGetEfConstruction(Relation index);
@@ -222,6 +216,8 @@ void HnswInsertElement(Relation index, Relation heap, const float* vec, int dim,
                        bool building);
 
 // ---- src/pg/hnsw_build.cpp, hnsw_scan.cpp, hnsw_vacuum.cpp, hnsw_cost.cpp ---
+// Called by Postgres through the IndexAmRoutine: C linkage, bodies under VECEXT_GUARD.
+extern "C" {
 IndexBuildResult* hnswbuild(Relation heap, Relation index, IndexInfo* indexInfo);
 void hnswbuildempty(Relation index);
 bool hnswinsert(Relation index, Datum* values, bool* isnull, ItemPointer heap_tid, Relation heap,
@@ -236,3 +232,4 @@ IndexBulkDeleteResult* hnswvacuumcleanup(IndexVacuumInfo* info, IndexBulkDeleteR
 void hnswcostestimate(PlannerInfo* root, IndexPath* path, double loop_count, Cost* indexStartupCost,
                       Cost* indexTotalCost, Selectivity* indexSelectivity, double* indexCorrelation,
                       double* indexPages);
+}  // extern "C"
