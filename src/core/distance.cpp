@@ -1,6 +1,7 @@
 // Scalar distance kernels and the run-time choice of kernels (distance.h).
 #include "core/distance.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -52,10 +53,9 @@ float CosineScalar(const float* a, const float* b, std::size_t n) {
 
 float L1Scalar(const float* a, const float* b, std::size_t n) {
   float sum = 0.0f;
-  for (std::size_t i = 0; i < n; i++) {
-    const float d = a[i] - b[i];
-    sum += d < 0.0f ? -d : d;
-  }
+  // fabs, not d < 0 ? -d : d: the comparison compiles to a branch that
+  // mispredicts on every other element of real data.
+  for (std::size_t i = 0; i < n; i++) sum += std::fabs(a[i] - b[i]);
   return sum;
 }
 
