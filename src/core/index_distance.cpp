@@ -6,12 +6,15 @@
 namespace vecext {
 namespace {
 
+// The dispatched inner product, looked up once (Kernels() is a guarded static).
+const DistanceFn g_inner_product = Kernels().inner_product;
+
 float NegativeInnerProduct(const float* a, const float* b, std::size_t n) {
-  return -Kernels().inner_product(a, b, n);
+  return -g_inner_product(a, b, n);
 }
 
 float OneMinusInnerProduct(const float* a, const float* b, std::size_t n) {
-  return 1.0f - Kernels().inner_product(a, b, n);
+  return 1.0f - g_inner_product(a, b, n);
 }
 
 }  // namespace
