@@ -28,6 +28,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -330,6 +331,155 @@ class GraphBuilderImpl {
       h.maxlevel_ = level;
     }
   }
+
+  // Level-0 list of `row` (no locks: no insertion runs).
+  tableint* Links0(tableint row, std::size_t* count) const {
+    hnswlib::linklistsizeint* list = index_->get_linklist0(row);
+    *count = index_->getListCount(list);
+    return reinterpret_cast<tableint*>(list + 1);
+  }
+
+  bool HasFreeSlot(tableint row) const {
+    std::size_t count;
+    Links0(row, &count);
+    return count < index_->maxM0_;
+  }
+
+  // Marks everything reachable on level 0 from `from` (through unmarked elements).
+  void Mark(tableint from, std::vector<char>* reached, std::vector<tableint>* stack) const {
+    (*reached)[from] = 1;
+    stack->push_back(from);
+    while (!stack->empty()) {
+      tableint e = stack->back();
+      stack->pop_back();
+      std::size_t count;
+      const tableint* links = Links0(e, &count);
+      for (std::size_t i = 0; i < count; i++) {
+        if (!(*reached)[links[i]]) {
+          (*reached)[links[i]] = 1;
+          stack->push_back(links[i]);
+        }
+      }
+    }
+  }
+
+  // Adds a link y -> x on level 0: into a free slot, else in place of y's
+  // farthest link whose target keeps another in-link and was not linked by
+  // the repair itself (so that repairs never undo each other). False if y
+  // has neither.
+  bool LinkFrom(tableint y, tableint x, std::vector<std::uint32_t>* indeg, const std::vector<char>& pinned) {
+    std::size_t count;
+    tableint* links = Links0(y, &count);
+    for (std::size_t i = 0; i < count; i++) {
+      if (links[i] == x) return true;
+    }
+    if (count < index_->maxM0_) {
+      links[count] = x;
+      index_->setListCount(index_->get_linklist0(y), static_cast<unsigned short>(count + 1));
+      (*indeg)[x]++;
+      return true;
+    }
+    std::size_t victim = count;
+    float worst = -std::numeric_limits<float>::infinity();
+    for (std::size_t i = 0; i < count; i++) {
+      if ((*indeg)[links[i]] < 2 || pinned[links[i]]) continue;
+      float d = distance_(VectorPtr(y), VectorPtr(links[i]), params_.dim);
+      if (d > worst || victim == count) {
+        worst = d;
+        victim = i;
+      }
+    }
+    if (victim == count) return false;
+    (*indeg)[links[victim]]--;
+    links[victim] = x;
+    (*indeg)[x]++;
+    return true;
+  }
+
+  // Candidates to link to x, nearest first: x's own level-0 neighbours, then
+  // what a search from the entry point finds (every result is reachable).
+  void LinkCandidates(tableint x, std::vector<std::pair<float, tableint>>* out) {
+    out->clear();
+    std::size_t count;
+    const tableint* links = Links0(x, &count);
+    for (std::size_t i = 0; i < count; i++) {
+      out->emplace_back(distance_(VectorPtr(x), VectorPtr(links[i]), params_.dim), links[i]);
+    }
+    std::sort(out->begin(), out->end());
+    tableint ep = index_->enterpoint_node_;
+    const float* vec = VectorPtr(x);
+    float best = distance_(vec, VectorPtr(ep), params_.dim);
+    for (int lc = index_->maxlevel_; lc > 0; lc--) {
+      bool changed = true;
+      while (changed) {
+        changed = false;
+        hnswlib::linklistsizeint* list = index_->get_linklist(ep, lc);
+        const std::size_t n = index_->getListCount(list);
+        const tableint* up = reinterpret_cast<const tableint*>(list + 1);
+        for (std::size_t i = 0; i < n; i++) {
+          float d = distance_(vec, VectorPtr(up[i]), params_.dim);
+          if (d < best) {
+            best = d;
+            ep = up[i];
+            changed = true;
+          }
+        }
+      }
+    }
+    MaxHeap found = SearchLayer(ep, vec, 0);
+    std::vector<std::pair<float, tableint>> searched;
+    while (!found.empty()) {
+      if (found.top().second != x) searched.push_back(found.top());
+      found.pop();
+    }
+    std::reverse(searched.begin(), searched.end());
+    out->insert(out->end(), searched.begin(), searched.end());
+  }
+
+  // See GraphBuilder::EnsureReachable. May throw (std::bad_alloc).
+  std::size_t EnsureReachable(std::size_t* unreachable) {
+    const std::size_t n = inserted_;
+    *unreachable = 0;
+    if (n < 2) return 0;
+    std::vector<std::uint32_t> indeg(n, 0);
+    for (std::size_t e = 0; e < n; e++) {
+      std::size_t count;
+      const tableint* links = Links0(static_cast<tableint>(e), &count);
+      for (std::size_t i = 0; i < count; i++) indeg[links[i]]++;
+    }
+    std::vector<char> reached(n, 0), pinned(n, 0);
+    std::vector<tableint> stack;
+    std::vector<std::pair<float, tableint>> candidates;
+    std::size_t added = 0;
+    for (int round = 0; round < 8; round++) {
+      std::fill(reached.begin(), reached.end(), 0);
+      Mark(index_->enterpoint_node_, &reached, &stack);
+      std::size_t missing = static_cast<std::size_t>(std::count(reached.begin(), reached.end(), 0));
+      if (missing == 0) break;
+      for (std::size_t e = 0; e < n; e++) {
+        const tableint x = static_cast<tableint>(e);
+        if (reached[x]) continue;
+        LinkCandidates(x, &candidates);
+        // First a free slot, then a replaced link, nearest candidate first.
+        for (int pass = 0; pass < 2 && !reached[x]; pass++) {
+          for (const auto& c : candidates) {
+            if (c.second == x || !reached[c.second]) continue;
+            if (pass == 0 && !HasFreeSlot(c.second)) continue;
+            if (LinkFrom(c.second, x, &indeg, pinned)) {
+              pinned[x] = 1;
+              added++;
+              Mark(x, &reached, &stack);
+              break;
+            }
+          }
+        }
+      }
+    }
+    std::fill(reached.begin(), reached.end(), 0);
+    Mark(index_->enterpoint_node_, &reached, &stack);
+    *unreachable = static_cast<std::size_t>(std::count(reached.begin(), reached.end(), 0));
+    return added;
+  }
 };
 
 namespace {
@@ -508,6 +658,24 @@ Status GraphBuilder::AddRows(std::size_t begin, std::size_t end, int threads, St
   if (w.stopped.load() && s.inserted_ < end) {
     s.SetDetail("stopped");
     return Status::Error(StatusCode::kCancelled, "the hnsw build was interrupted");
+  }
+  return Status::Ok();
+}
+
+Status GraphBuilder::EnsureReachable(std::size_t* added, std::size_t* unreachable) {
+  GraphBuilderImpl& s = *impl_;
+  *added = 0;
+  *unreachable = 0;
+  if (s.broken_) return s.broken_status_;
+  if (!s.index_ || s.inserted_ == 0) return Status::Ok();
+  try {
+    *added = s.EnsureReachable(unreachable);
+  } catch (const std::bad_alloc&) {
+    s.SetDetail("std::bad_alloc");
+    return Status::Error(StatusCode::kOutOfMemory, "out of memory while linking the hnsw graph");
+  } catch (const std::exception& e) {
+    s.SetDetail(e.what());
+    return Status::Error(StatusCode::kInternal, "hnswlib failed while linking the graph");
   }
   return Status::Ok();
 }

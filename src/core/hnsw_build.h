@@ -66,6 +66,17 @@ class GraphBuilder {
   Status AddRows(std::size_t begin, std::size_t end, int threads, StopFn stop = nullptr,
                  const void* stop_arg = nullptr, std::size_t* done = nullptr);
 
+  // Makes every inserted row reachable from the entry point on level 0.
+  // The heuristic can leave rows without in-links (under inner product, up
+  // to half of them: small-norm rows are nobody's "diverse" neighbour); an
+  // unreachable row is never returned by a scan. For each, a reachable
+  // neighbour (one of its own, else one found by a search from the entry
+  // point) gets a link to it: in a free slot, or in place of its farthest
+  // link whose target has another in-link. *added: links written;
+  // *unreachable: rows still unreachable (0 unless every candidate's list
+  // was full of sole in-links). REQUIRES: no AddRows is running.
+  Status EnsureReachable(std::size_t* added, std::size_t* unreachable);
+
   std::size_t rows() const;      // rows appended
   std::size_t inserted() const;  // rows in the graph (a prefix of the rows)
   std::size_t dim() const;

@@ -9,7 +9,8 @@
 //    + 1 threads, in chunks; between chunks this (the leader) thread checks
 //    for interrupts and reports progress. The build threads run core code
 //    only, with every signal blocked; they poll InterruptPending, so a
-//    cancel stops them within one point.
+//    cancel stops them within one point. Then every row the heuristic left
+//    unreachable from the entry point gets an in-link.
 // 3. Pages: every element's TID is assigned first (a dry run of the page
 //    layout), then the metapage and the element pages are written in block
 //    order, each element's neighbour tuple and element tuple on one page,
@@ -171,6 +172,12 @@ static void HnswBuildGraph(HnswBuildState* bs) {
     if (st.code != StatusCode::kCancelled) HnswBuildCheck(bs, st, "inserting into the graph");
     pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64)done);
   }
+  // Rows the neighbour heuristic left without in-links get one (see
+  // GraphBuilder::EnsureReachable): a row the scan cannot reach is never returned.
+  size_t added = 0, unreachable = 0;
+  HnswBuildCheck(bs, b->EnsureReachable(&added, &unreachable), "linking unreachable rows");
+  elog(DEBUG1, "hnsw build of \"%s\": %zu links added to reach every row (%zu still unreachable)",
+       RelationGetRelationName(bs->index), added, unreachable);
 }
 
 // ---- Page layout -----------------------------------------------------------

@@ -354,6 +354,60 @@ TEST(HnswBuild, StopsWhenAskedAndContinues) {
   EXPECT_EQ(done, 0u);
 }
 
+// Rows reachable from the entry point on level 0.
+std::size_t Reachable(const GraphBuilder& b) {
+  std::uint32_t ep = 0;
+  int top = 0;
+  if (!b.EntryPoint(&ep, &top)) return 0;
+  std::vector<char> seen(b.inserted(), 0);
+  std::vector<std::uint32_t> stack{ep}, links(2 * static_cast<std::size_t>(b.m()));
+  seen[ep] = 1;
+  std::size_t count = 1;
+  while (!stack.empty()) {
+    std::uint32_t e = stack.back();
+    stack.pop_back();
+    std::size_t n = b.Neighbors(e, 0, links.data());
+    for (std::size_t i = 0; i < n; i++) {
+      if (!seen[links[i]]) {
+        seen[links[i]] = 1;
+        count++;
+        stack.push_back(links[i]);
+      }
+    }
+  }
+  return count;
+}
+
+TEST(HnswBuild, EnsureReachableLinksEveryRow) {
+  const std::size_t n = 5000, dim = 32;
+  std::vector<float> data = ClusteredData(n, dim, 20, 21);
+  std::vector<float> queries = ClusteredData(100, dim, 20, 21 + 1000);
+  for (Metric metric : {Metric::kInnerProduct, Metric::kL2}) {
+    Owned o;
+    ASSERT_TRUE(GraphBuilder::Create(Params(dim, metric, n, 16, 64), &o.b).ok());
+    Load(o.b, data, dim);
+    ASSERT_TRUE(o.b->AddRows(0, n, 2).ok());
+    const std::size_t before = Reachable(*o.b);
+    if (metric == Metric::kInnerProduct) {
+      EXPECT_LT(before, n) << "the data no longer exercises the repair";
+    }
+    const double recall_before = MeasureRecall(*o.b, metric, queries, dim, 10, 40).graph;
+    std::size_t added = 0, unreachable = 0;
+    ASSERT_TRUE(o.b->EnsureReachable(&added, &unreachable).ok());
+    EXPECT_EQ(unreachable, 0u);
+    EXPECT_EQ(added > 0, before < n);
+    EXPECT_EQ(Reachable(*o.b), n);
+    CheckGraph(*o.b);
+    const double recall_after = MeasureRecall(*o.b, metric, queries, dim, 10, 40).graph;
+    EXPECT_GE(recall_after, recall_before - 0.02);
+    RecordProperty(metric == Metric::kL2 ? "recall_l2" : "recall_ip",
+                   std::to_string(recall_before) + " -> " + std::to_string(recall_after));
+    // Idempotent.
+    ASSERT_TRUE(o.b->EnsureReachable(&added, &unreachable).ok());
+    EXPECT_EQ(added, 0u);
+  }
+}
+
 TEST(HnswBuild, ReportsErrorsAsStatus) {
   GraphBuilder* b = nullptr;
   BuildParams bad = Params(0, Metric::kL2, 10);
