@@ -4,13 +4,16 @@
 # "N passed, N failed". Exits non-zero on any failure.
 #   scripts/test.sh              all suites
 #   scripts/test.sh unit regress only the suites whose names contain these words
-# A suite that crashes, times out (SUITE_TIMEOUT seconds, default 900) or runs
-# no test at all counts as failed.
+# A suite that crashes, times out or runs no test at all counts as failed.
+# Time limits: each suite gets SUITE_TIMEOUT seconds (default 1500), and no
+# more than what is left of TEST_BUDGET (default 4800) for the whole run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 export ROOT
-SUITE_TIMEOUT=${SUITE_TIMEOUT:-900}
+SUITE_TIMEOUT=${SUITE_TIMEOUT:-1500}
+TEST_BUDGET=${TEST_BUDGET:-4800}
+run_start=$(date +%s)
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 
 bash scripts/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
@@ -39,7 +42,10 @@ for suite in test/suites/*.sh; do
   echo "== suite $name"
   out=$(mktemp)
   start=$(date +%s)
-  timeout -k 30 "$SUITE_TIMEOUT" bash "$suite" 2>&1 | tee "$out"
+  limit=$(( TEST_BUDGET - (start - run_start) ))
+  [ "$limit" -gt "$SUITE_TIMEOUT" ] && limit=$SUITE_TIMEOUT
+  [ "$limit" -lt 60 ] && limit=60
+  timeout -k 30 "$limit" bash "$suite" 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
   # Each suite ends with its own "N passed, N failed" line.
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
@@ -48,7 +54,7 @@ for suite in test/suites/*.sh; do
   p=${p:-0}; f=${f:-0}
   note=
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-    note=" (timed out after $SUITE_TIMEOUT s)"; f=$((f + 1))
+    note=" (timed out after $limit s)"; f=$((f + 1))
   elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
     note=" (exited $rc)"; f=1          # a suite that crashed counts as a failure
   elif [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
@@ -66,7 +72,7 @@ if [ ${#summary[@]} -eq 0 ]; then
   echo "no suite matches: $*"
   total_fail=1
 fi
-echo "== summary"
+echo "== summary ($(( $(date +%s) - run_start )) s)"
 for s in "${summary[@]}"; do echo "   $s"; done
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ] && [ "$total_pass" -gt 0 ]
