@@ -44,7 +44,6 @@ sub test_seed
 	my $seed = env_int($var, 0) || (int(time() * 1000) % 1000000007);
 	srand($seed);
 	note("random seed $seed (set $var=$seed to reproduce)");
-	print "# seed: $var=$seed\n";
 	return $seed;
 }
 

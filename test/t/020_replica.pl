@@ -138,9 +138,8 @@ $primary->safe_psql('postgres', rand_vectors_sql('items', $next, int($ROWS / 4),
 compare_nodes('insert, delete and vacuum after reindex');
 
 my $n = $primary->safe_psql('postgres', 'SELECT count(*) FROM items');
-note("replica: $n rows, " . scalar(@queries) . " queries x " . scalar(@classes)
-	  . " opclasses per step, " . elapsed($t0) . " s");
-print "# replica: $n rows at the end, " . elapsed($t0) . " s\n";
+note("replica: $n rows at the end, " . scalar(@queries) . " queries x " . scalar(@classes)
+	  . " opclasses compared per step, " . elapsed($t0) . " s");
 
 $standby->stop;
 $primary->stop;
