@@ -9,8 +9,11 @@
 
 PGBIN=${PGBIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
 
+# Runs a command as the server's owner. As root it runs as postgres from /,
+# since postgres may not be allowed into the caller's directory: give it
+# absolute paths.
 pgc_as_owner() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 pgc_free_port() {
