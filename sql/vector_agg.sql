@@ -21,14 +21,14 @@ SELECT avg(v) FROM (SELECT '[16777216]'::vector v UNION ALL SELECT '[1]' UNION A
 SELECT sum(v) FROM (SELECT '[16777216]'::vector v UNION ALL SELECT '[1]' UNION ALL SELECT '[1]') s;
 
 -- GROUP BY, FILTER, window
-CREATE TABLE va (g int, v vector(3));
-INSERT INTO va SELECT n % 3, ARRAY[n, n * 2, -n]::vector FROM generate_series(1, 30) n;
-SELECT g, avg(v), sum(v), count(*) FROM va GROUP BY g ORDER BY g;
-SELECT avg(v) FILTER (WHERE g = 0), sum(v) FILTER (WHERE g = 9) FROM va;
+CREATE TABLE vec_a (g int, v vector(3));
+INSERT INTO vec_a SELECT n % 3, ARRAY[n, n * 2, -n]::vector FROM generate_series(1, 30) n;
+SELECT g, avg(v), sum(v), count(*) FROM vec_a GROUP BY g ORDER BY g;
+SELECT avg(v) FILTER (WHERE g = 0), sum(v) FILTER (WHERE g = 9) FROM vec_a;
 SELECT g, sum(v) OVER (ORDER BY g, v ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS running
-FROM va WHERE v < '[4]' ORDER BY g, v;
-SELECT g, avg(v) OVER (PARTITION BY g) FROM va WHERE v < '[7]' ORDER BY g, v;
-SELECT avg(DISTINCT v), sum(DISTINCT v) FROM (SELECT v FROM va UNION ALL SELECT v FROM va) s;
+FROM vec_a WHERE v < '[4]' ORDER BY g, v;
+SELECT g, avg(v) OVER (PARTITION BY g) FROM vec_a WHERE v < '[7]' ORDER BY g, v;
+SELECT avg(DISTINCT v), sum(DISTINCT v) FROM (SELECT v FROM vec_a UNION ALL SELECT v FROM vec_a) s;
 
 -- the aggregates are parallel safe with combine functions
 SELECT aggfnoid::regprocedure, aggtransfn, aggcombinefn, aggfinalfn, aggtranstype::regtype, agginitval
@@ -38,20 +38,20 @@ SELECT proname, proparallel FROM pg_proc WHERE oid IN ('avg(vector)'::regprocedu
 ORDER BY 1;
 
 -- a parallel plan gives the same result as a serial one
-CREATE TABLE vp (v vector(4));
-INSERT INTO vp SELECT ARRAY[n % 7, n % 11, (n % 13) * 0.5, 1]::vector FROM generate_series(1, 100000) n;
-ANALYZE vp;
+CREATE TABLE vec_p (v vector(4));
+INSERT INTO vec_p SELECT ARRAY[n % 7, n % 11, (n % 13) * 0.5, 1]::vector FROM generate_series(1, 100000) n;
+ANALYZE vec_p;
 SET max_parallel_workers_per_gather = 2;
 SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0;
-EXPLAIN (COSTS OFF) SELECT avg(v), sum(v) FROM vp;
-SELECT avg(v), sum(v) FROM vp;
+EXPLAIN (COSTS OFF) SELECT avg(v), sum(v) FROM vec_p;
+SELECT avg(v), sum(v) FROM vec_p;
 SET max_parallel_workers_per_gather = 0;
-EXPLAIN (COSTS OFF) SELECT avg(v), sum(v) FROM vp;
-SELECT avg(v), sum(v) FROM vp;
+EXPLAIN (COSTS OFF) SELECT avg(v), sum(v) FROM vec_p;
+SELECT avg(v), sum(v) FROM vec_p;
 RESET max_parallel_workers_per_gather;
 RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size;
-DROP TABLE va, vp;
+DROP TABLE vec_a, vec_p;

@@ -44,12 +44,12 @@ SELECT '[1,2]'::vector(0);
 SELECT '[1,2]'::vector(-1);
 SELECT '[1,2]'::vector(16001);
 SELECT '[1,2]'::vector(2, 3);
-CREATE TABLE vt (v vector(3));
-INSERT INTO vt VALUES ('[1,2]');
-INSERT INTO vt VALUES (ARRAY[1,2,3,4]);
-INSERT INTO vt VALUES ('[1,2,3]'::vector(3) || '[4]');
-UPDATE vt SET v = '[1]';
-DROP TABLE vt;
+CREATE TABLE vec_t (v vector(3));
+INSERT INTO vec_t VALUES ('[1,2]');
+INSERT INTO vec_t VALUES (ARRAY[1,2,3,4]);
+INSERT INTO vec_t VALUES ('[1,2,3]'::vector(3) || '[4]');
+UPDATE vec_t SET v = '[1]';
+DROP TABLE vec_t;
 
 -- different dimensions
 SELECT x AS stmt, pg_temp.try(x) AS result FROM (VALUES
@@ -132,44 +132,44 @@ BEGIN
   PERFORM lo_unlink(loid);
 END $$;
 SELECT current_setting('data_directory') || '/vecext_vector_errors.bin' AS binfile \gset
-CREATE TABLE vb (v vector);
-CREATE TABLE vb2 (v vector(2));
+CREATE TABLE vec_b (v vector);
+CREATE TABLE vec_b2 (v vector(2));
 -- a valid one first: 2 dimensions, unused 0, 1.0 and -2.5
 SELECT pg_temp.write_copy_file(:'binfile', '\x00020000' || float4send(1) || float4send(-2.5));
-COPY vb FROM :'binfile' WITH (FORMAT binary);
-SELECT * FROM vb;
+COPY vec_b FROM :'binfile' WITH (FORMAT binary);
+SELECT * FROM vec_b;
 -- 0 dimensions
 SELECT pg_temp.write_copy_file(:'binfile', '\x00000000');
-COPY vb FROM :'binfile' WITH (FORMAT binary);
+COPY vec_b FROM :'binfile' WITH (FORMAT binary);
 -- 20000 and 65535 dimensions claimed, no data: rejected before any allocation
 SELECT pg_temp.write_copy_file(:'binfile', '\x4e200000');
-COPY vb FROM :'binfile' WITH (FORMAT binary);
+COPY vec_b FROM :'binfile' WITH (FORMAT binary);
 SELECT pg_temp.write_copy_file(:'binfile', '\xffff0000');
-COPY vb FROM :'binfile' WITH (FORMAT binary);
+COPY vec_b FROM :'binfile' WITH (FORMAT binary);
 -- 16000 dimensions claimed, 8 bytes of data
 SELECT pg_temp.write_copy_file(:'binfile', '\x3e800000' || float4send(1) || float4send(2));
-COPY vb FROM :'binfile' WITH (FORMAT binary);
+COPY vec_b FROM :'binfile' WITH (FORMAT binary);
 -- unused is not 0
 SELECT pg_temp.write_copy_file(:'binfile', '\x00010001' || float4send(1));
-COPY vb FROM :'binfile' WITH (FORMAT binary);
+COPY vec_b FROM :'binfile' WITH (FORMAT binary);
 -- too short and too long for the dimensions
 SELECT pg_temp.write_copy_file(:'binfile', '\x00030000' || float4send(1) || float4send(2));
-COPY vb FROM :'binfile' WITH (FORMAT binary);
+COPY vec_b FROM :'binfile' WITH (FORMAT binary);
 SELECT pg_temp.write_copy_file(:'binfile', '\x00010000' || float4send(1) || float4send(2));
-COPY vb FROM :'binfile' WITH (FORMAT binary);
+COPY vec_b FROM :'binfile' WITH (FORMAT binary);
 SELECT pg_temp.write_copy_file(:'binfile', '\x00010000' || '\x3f80'::bytea);
-COPY vb FROM :'binfile' WITH (FORMAT binary);
+COPY vec_b FROM :'binfile' WITH (FORMAT binary);
 -- truncated header
 SELECT pg_temp.write_copy_file(:'binfile', '\x00');
-COPY vb FROM :'binfile' WITH (FORMAT binary);
+COPY vec_b FROM :'binfile' WITH (FORMAT binary);
 -- non-finite elements
 SELECT pg_temp.write_copy_file(:'binfile', '\x00020000' || float4send(1) || float4send('NaN'));
-COPY vb FROM :'binfile' WITH (FORMAT binary);
+COPY vec_b FROM :'binfile' WITH (FORMAT binary);
 SELECT pg_temp.write_copy_file(:'binfile', '\x00010000' || float4send('-Infinity'));
-COPY vb FROM :'binfile' WITH (FORMAT binary);
+COPY vec_b FROM :'binfile' WITH (FORMAT binary);
 -- the type modifier
 SELECT pg_temp.write_copy_file(:'binfile', '\x00030000' || float4send(1) || float4send(2) || float4send(3));
-COPY vb2 FROM :'binfile' WITH (FORMAT binary);
-COPY vb FROM :'binfile' WITH (FORMAT binary);
-SELECT * FROM vb ORDER BY v;
-DROP TABLE vb, vb2;
+COPY vec_b2 FROM :'binfile' WITH (FORMAT binary);
+COPY vec_b FROM :'binfile' WITH (FORMAT binary);
+SELECT * FROM vec_b ORDER BY v;
+DROP TABLE vec_b, vec_b2;

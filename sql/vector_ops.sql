@@ -67,44 +67,44 @@ SELECT vector_lt('[1]', '[2]'), vector_le('[2]', '[2]'), vector_eq('[1]', '[1,1]
        vector_ne('[1]', '[1,1]'), vector_ge('[2]', '[1]'), vector_gt('[1]', '[1]');
 
 -- btree: ORDER BY, DISTINCT, GROUP BY, UNIQUE, index scans, merge joins
-CREATE TABLE vo (id int, v vector);
-INSERT INTO vo VALUES (1, '[3,1]'), (2, '[1,2]'), (3, '[1,2,0]'), (4, '[1,2]'), (5, '[-1,5]'),
+CREATE TABLE vec_o (id int, v vector);
+INSERT INTO vec_o VALUES (1, '[3,1]'), (2, '[1,2]'), (3, '[1,2,0]'), (4, '[1,2]'), (5, '[-1,5]'),
   (6, '[2]'), (7, NULL), (8, '[0]');
-SELECT v FROM vo ORDER BY v, id;
-SELECT v FROM vo ORDER BY v DESC NULLS LAST, id;
-SELECT DISTINCT v FROM vo ORDER BY v;
-SELECT v, count(*) FROM vo GROUP BY v ORDER BY v;
-SELECT count(DISTINCT v) FROM vo;
+SELECT v FROM vec_o ORDER BY v, id;
+SELECT v FROM vec_o ORDER BY v DESC NULLS LAST, id;
+SELECT DISTINCT v FROM vec_o ORDER BY v;
+SELECT v, count(*) FROM vec_o GROUP BY v ORDER BY v;
+SELECT count(DISTINCT v) FROM vec_o;
 SELECT count(DISTINCT v) FROM (VALUES ('[0]'::vector), ('[-0]')) t(v);
-CREATE UNIQUE INDEX vo_v_idx ON vo (v);
-DELETE FROM vo WHERE id = 4;
-CREATE UNIQUE INDEX vo_v_idx ON vo (v);
-INSERT INTO vo VALUES (10, '[1,2]');
-INSERT INTO vo VALUES (11, '[-0]');
+CREATE UNIQUE INDEX vec_o_v_idx ON vec_o (v);
+DELETE FROM vec_o WHERE id = 4;
+CREATE UNIQUE INDEX vec_o_v_idx ON vec_o (v);
+INSERT INTO vec_o VALUES (10, '[1,2]');
+INSERT INTO vec_o VALUES (11, '[-0]');
 SET enable_seqscan = off;
-EXPLAIN (COSTS OFF) SELECT id FROM vo WHERE v = '[1,2]';
-SELECT id FROM vo WHERE v = '[1,2]';
-SELECT id FROM vo WHERE v < '[1,2]' ORDER BY v;
-SELECT id FROM vo WHERE v BETWEEN '[0]' AND '[1,2,0]' ORDER BY v;
-EXPLAIN (COSTS OFF) SELECT v FROM vo ORDER BY v;
+EXPLAIN (COSTS OFF) SELECT id FROM vec_o WHERE v = '[1,2]';
+SELECT id FROM vec_o WHERE v = '[1,2]';
+SELECT id FROM vec_o WHERE v < '[1,2]' ORDER BY v;
+SELECT id FROM vec_o WHERE v BETWEEN '[0]' AND '[1,2,0]' ORDER BY v;
+EXPLAIN (COSTS OFF) SELECT v FROM vec_o ORDER BY v;
 RESET enable_seqscan;
 SET enable_hashjoin = off;
 SET enable_nestloop = off;
-EXPLAIN (COSTS OFF) SELECT a.id, b.id FROM vo a JOIN vo b ON a.v = b.v;
-SELECT a.id, b.id FROM vo a JOIN vo b ON a.v = b.v ORDER BY a.id;
+EXPLAIN (COSTS OFF) SELECT a.id, b.id FROM vec_o a JOIN vec_o b ON a.v = b.v;
+SELECT a.id, b.id FROM vec_o a JOIN vec_o b ON a.v = b.v ORDER BY a.id;
 RESET enable_hashjoin;
 RESET enable_nestloop;
-DROP TABLE vo;
+DROP TABLE vec_o;
 
 -- nearest neighbours by sequential scan, every operator
-CREATE TABLE items (id int, embedding vector(3));
-INSERT INTO items VALUES (1, '[1,1,1]'), (2, '[2,2,2]'), (3, '[1,1,2]'), (4, '[-1,0,3]'), (5, '[0,0,0]');
-SELECT id, embedding <-> '[1,1,1]' AS d FROM items ORDER BY d, id;
-SELECT id, embedding <#> '[1,1,1]' AS d FROM items ORDER BY d, id;
-SELECT id, round((embedding <=> '[1,1,1]')::numeric, 6) AS d FROM items ORDER BY embedding <=> '[1,1,1]', id;
-SELECT id, embedding <+> '[1,1,1]' AS d FROM items ORDER BY d, id;
-SELECT id FROM items WHERE embedding <-> '[1,1,1]' < 1.5 ORDER BY id;
-DROP TABLE items;
+CREATE TABLE vec_items (id int, embedding vector(3));
+INSERT INTO vec_items VALUES (1, '[1,1,1]'), (2, '[2,2,2]'), (3, '[1,1,2]'), (4, '[-1,0,3]'), (5, '[0,0,0]');
+SELECT id, embedding <-> '[1,1,1]' AS d FROM vec_items ORDER BY d, id;
+SELECT id, embedding <#> '[1,1,1]' AS d FROM vec_items ORDER BY d, id;
+SELECT id, round((embedding <=> '[1,1,1]')::numeric, 6) AS d FROM vec_items ORDER BY embedding <=> '[1,1,1]', id;
+SELECT id, embedding <+> '[1,1,1]' AS d FROM vec_items ORDER BY d, id;
+SELECT id FROM vec_items WHERE embedding <-> '[1,1,1]' < 1.5 ORDER BY id;
+DROP TABLE vec_items;
 
 -- NULL in, NULL out (all functions are strict)
 SELECT l2_distance(NULL, '[1]'), '[1]'::vector + NULL, vector_dims(NULL), subvector(NULL, 1, 1);

@@ -64,23 +64,23 @@ SHOW vecext.text_parser;
 SELECT '[1,2,3]'::vector(3);
 SELECT '[1,2,3]'::vector(3)::vector;
 SELECT pg_catalog.format_type('vector'::regtype, 3), pg_catalog.format_type('vector'::regtype, -1);
-CREATE TABLE vt (id int, v vector(3));
-\d vt
-INSERT INTO vt VALUES (1, '[1,2,3]'), (2, '[4,5,6]');
-INSERT INTO vt VALUES (3, ARRAY[7,8,9]);
-INSERT INTO vt VALUES (4, ARRAY[1.5,2.5,3.5]::numeric[]);
-INSERT INTO vt VALUES (5, NULL);
-SELECT * FROM vt ORDER BY id;
+CREATE TABLE vec_t (id int, v vector(3));
+\d vec_t
+INSERT INTO vec_t VALUES (1, '[1,2,3]'), (2, '[4,5,6]');
+INSERT INTO vec_t VALUES (3, ARRAY[7,8,9]);
+INSERT INTO vec_t VALUES (4, ARRAY[1.5,2.5,3.5]::numeric[]);
+INSERT INTO vec_t VALUES (5, NULL);
+SELECT * FROM vec_t ORDER BY id;
 SELECT unnest('{"[1,2,3]", "[4,5,6]"}'::vector[]);
 SELECT '{"[1,2,3]"}'::vector(3)[];
 
 -- storage: a varlena of 8 header bytes plus 4 per dimension, STORAGE external
 SELECT pg_column_size('[1,2,3]'::vector);
 SELECT typstorage, typlen, typalign FROM pg_type WHERE oid = 'vector'::regtype;
-CREATE TABLE vbig (v vector);
-INSERT INTO vbig SELECT array_fill(0.5::real, ARRAY[16000])::vector;
-SELECT vector_dims(v), pg_column_size(v), v = array_fill(0.5::real, ARRAY[16000])::vector AS same FROM vbig;
-DROP TABLE vbig;
+CREATE TABLE vec_big (v vector);
+INSERT INTO vec_big SELECT array_fill(0.5::real, ARRAY[16000])::vector;
+SELECT vector_dims(v), pg_column_size(v), v = array_fill(0.5::real, ARRAY[16000])::vector AS same FROM vec_big;
+DROP TABLE vec_big;
 
 -- casts
 SELECT ARRAY[1,2,3]::vector;
@@ -99,19 +99,19 @@ WHERE castsource = 'vector'::regtype OR casttarget = 'vector'::regtype ORDER BY 
 -- binary I/O: vector_send, and COPY BINARY round trips through vector_recv
 SELECT vector_send('[1,2,3]');
 SELECT vector_send('[-0,1.5]');
-CREATE TABLE vsrc (id int, v vector);
-INSERT INTO vsrc VALUES (1, '[1,2,3]'), (2, '[-0,0.1,-3.4028235e+38]'), (3, '[1e-45]'), (4, NULL);
-INSERT INTO vsrc SELECT 10 + n, array_fill((n * 0.37)::real, ARRAY[n * 50])::vector FROM generate_series(1, 20) n;
+CREATE TABLE vec_src (id int, v vector);
+INSERT INTO vec_src VALUES (1, '[1,2,3]'), (2, '[-0,0.1,-3.4028235e+38]'), (3, '[1e-45]'), (4, NULL);
+INSERT INTO vec_src SELECT 10 + n, array_fill((n * 0.37)::real, ARRAY[n * 50])::vector FROM generate_series(1, 20) n;
 SELECT current_setting('data_directory') || '/vecext_vector_type.bin' AS binfile \gset
-COPY vsrc TO :'binfile' WITH (FORMAT binary);
-CREATE TABLE vdst (LIKE vsrc);
-COPY vdst FROM :'binfile' WITH (FORMAT binary);
+COPY vec_src TO :'binfile' WITH (FORMAT binary);
+CREATE TABLE vec_dst (LIKE vec_src);
+COPY vec_dst FROM :'binfile' WITH (FORMAT binary);
 SELECT count(*) AS rows,
        count(*) FILTER (WHERE s.v IS NOT DISTINCT FROM d.v
                           AND vector_send(s.v) IS NOT DISTINCT FROM vector_send(d.v)) AS identical
-FROM vsrc s JOIN vdst d USING (id);
-SELECT id, v FROM vdst WHERE id < 10 ORDER BY id;
+FROM vec_src s JOIN vec_dst d USING (id);
+SELECT id, v FROM vec_dst WHERE id < 10 ORDER BY id;
 -- into a vector(3) column: the type modifier is checked on receive
-CREATE TABLE vdst3 (id int, v vector(3));
-COPY vdst3 FROM :'binfile' WITH (FORMAT binary);
-DROP TABLE vsrc, vdst, vdst3, vt;
+CREATE TABLE vec_dst3 (id int, v vector(3));
+COPY vec_dst3 FROM :'binfile' WITH (FORMAT binary);
+DROP TABLE vec_src, vec_dst, vec_dst3, vec_t;
