@@ -568,9 +568,14 @@ def export_line(row: Sequence[Any]) -> str:
     return line + "}\n"
 
 
+def _parse_int(s: str) -> Any:
+    # The vector text form writes negative zero as "-0", which json would read as 0.
+    return -0.0 if s == "-0" else int(s)
+
+
 def import_record(line: str, lineno: int) -> Tuple[str, Any, Dict[str, Any], Optional[str]]:
     try:
-        obj = json.loads(line)
+        obj = json.loads(line, parse_int=_parse_int)
     except ValueError as e:
         raise ValueError(f"line {lineno}: not JSON: {e}") from e
     if not isinstance(obj, dict) or "id" not in obj or "embedding" not in obj:
