@@ -162,10 +162,10 @@ class AsyncDatabase:
         self._closed = False
 
     async def open(self) -> "AsyncDatabase":
-        if self._info is not None:
-            return self
         if self._closed:
             raise ConnectionClosedError("the database is closed")
+        if self._info is not None:
+            return self
         if self._pool is None:
             self._pool = await create_pool(self._dsn, self._use_numpy, min_size=self._pool_size[0],
                                            max_size=self._pool_size[1])
