@@ -126,17 +126,20 @@ sub check_index_ok
 # for each row, ORDER BY embedding $op own vector LIMIT 1 filtered to the row
 # itself (id + 0 = t.id, which only the executor can check), with a relaxed
 # iterative scan allowed to visit every element, so a row is missed only if
-# its element is missing or unreachable. Returns (count, first ids).
+# its element is missing or unreachable. $where restricts the rows checked
+# (a condition on t). Returns (count, first ids).
 sub unfound_rows
 {
-	my ($node, $table, $op) = @_;
+	my ($node, $table, $op, $where) = @_;
 	$op //= '<->';
+	$where //= 'true';
 	my $out = $node->safe_psql('postgres', qq{
 		SET enable_seqscan = off; SET hnsw.iterative_scan = relaxed_order;
 		SET hnsw.max_scan_tuples = 2000000000; SET hnsw.ef_search = 100;
 		SELECT t.id FROM $table t
 		WHERE (SELECT s.embedding $op t.embedding FROM $table s
 		       WHERE s.id + 0 = t.id ORDER BY s.embedding $op t.embedding LIMIT 1) IS NULL
+		  AND ($where)
 		ORDER BY t.id;
 	});
 	my @ids = grep { /^\d+$/ } split /\n/, $out;
@@ -293,8 +296,9 @@ sub _wait_gone
 
 # Crashes the node and starts it again (crash recovery):
 #   'all'      SIGKILL to the postmaster and every child at once;
-#   'backend'  SIGKILL to one backend ($victim, else any child), after which
-#              the postmaster stops every process (restart_after_crash = off).
+#   'backend'  SIGKILL to one backend ($victim if it still exists, else any
+#              child), after which the postmaster stops every process
+#              (restart_after_crash = off).
 # Returns the log position before the restart.
 sub crash_node
 {
@@ -308,8 +312,18 @@ sub crash_node
 	}
 	else
 	{
-		$victim //= $kids[0];
-		kill('KILL', $victim);
+		my $hit = defined $victim ? kill('KILL', $victim) : 0;
+		while (!$hit && @kids)
+		{
+			my $k = splice(@kids, int(rand(@kids)), 1);
+			$hit = kill('KILL', $k);
+		}
+		# The postmaster notices and stops the others; make sure it did.
+		if (!_wait_gone([$pm], 20))
+		{
+			kill('KILL', $pm, postmaster_children($pm));
+		}
+		@kids = postmaster_children($pm);
 	}
 	_wait_gone([ $pm, @kids ], 60) or die "crash_node: server processes survived";
 	$node->{_pid} = undef;
