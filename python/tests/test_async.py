@@ -167,6 +167,9 @@ class Search(Base):
         self.assertEqual([r.id for r in got], ["v0"])
         before = await self.db.pool.fetchval("SHOW hnsw.ef_search")
         self.assertEqual(len(await self.db.search(self.X[0], k=5, ef_search=77)), 5)
+        p = vecext.filters.Params("asyncpg")
+        rows = await self.db._fetch("SELECT current_setting('hnsw.ef_search')", p, ef_search=77)
+        self.assertEqual(rows[0][0], "77")
         async with self.db.pool.acquire() as conn:  # min_size 1: the same connection
             self.assertEqual(await conn.fetchval("SHOW hnsw.ef_search"), before)
 
@@ -282,6 +285,16 @@ class Closed(unittest.IsolatedAsyncioTestCase):
                 await db.open()
         finally:
             drop(name)
+
+    async def test_error_inside_ef_search_transaction(self):
+        name = unique("aeftx")
+        async with vecext.AsyncDatabase(DSN, name, dim=2, min_size=1, max_size=1) as db:
+            drop(name)
+            with self.assertRaises(errors.CollectionNotFoundError):
+                await db.search([1, 2], ef_search=50)
+            async with db.pool.acquire() as conn:
+                self.assertFalse(conn.is_in_transaction())
+                self.assertEqual(await conn.fetchval("SELECT 1"), 1)
 
     async def test_closed_client(self):
         name = unique("acc")

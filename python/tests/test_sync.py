@@ -353,6 +353,9 @@ class Search(unittest.TestCase):
         with mock.patch.object(psycopg.Cursor, "execute", spy):
             db.search(self.X[0], k=5, ef_search=123)
         self.assertEqual(seen, ["SET LOCAL hnsw.ef_search = 123"])
+        # the setting is in force for the statement itself
+        p = vecext.filters.Params("psycopg")
+        self.assertEqual(db._fetch("SELECT current_setting('hnsw.ef_search')", p, ef_search=77), [("77",)])
         self.assertEqual(conn.execute("SHOW hnsw.ef_search").fetchone()[0], before)
         for bad in (0, 1001, "10", 1.5):
             with self.subTest(ef=bad), self.assertRaises(ValueError):
@@ -559,6 +562,18 @@ class Closed(unittest.TestCase):
                     call()
         finally:
             drop(name)
+
+    def test_error_inside_ef_search_transaction(self):
+        name = unique("eftx")
+        db = vecext.Database(DSN, name, dim=2)
+        try:
+            drop(name)
+            with self.assertRaises(errors.CollectionNotFoundError):
+                db.search([1, 2], ef_search=50)
+            self.assertEqual(db.connection.info.transaction_status, psycopg.pq.TransactionStatus.IDLE)
+            self.assertEqual(db.connection.execute("SELECT 1").fetchone()[0], 1)
+        finally:
+            db.close()
 
     def test_closed_client_closes_its_collections(self):
         name = unique("cc")

@@ -240,9 +240,19 @@ class AsyncDatabase:
             async with pool.acquire() as conn:
                 if ef is None:
                     return await conn.fetch(q, *p.bind())
-                async with conn.transaction():
-                    await conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
-                    return await conn.fetch(q, *p.bind())
+                # BEGIN and SET LOCAL in one simple-protocol message, the query, COMMIT
+                await conn.execute(f"BEGIN; SET LOCAL hnsw.ef_search = {ef}")
+                try:
+                    rows = await conn.fetch(q, *p.bind())
+                except BaseException:
+                    if not conn.is_closed():
+                        try:
+                            await conn.execute("ROLLBACK")
+                        except Exception:
+                            pass  # the pool resets or discards the connection anyway
+                    raise
+                await conn.execute("COMMIT")
+                return rows
 
     async def _exec(self, q: str, p: Optional[_core.Params] = None) -> int:
         pool = self._live()

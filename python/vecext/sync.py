@@ -216,15 +216,17 @@ class Database:
     def _fetch(self, q: str, p: _core.Params, ef_search: Optional[int] = None,
                binary: bool = False) -> List[Any]:
         conn = self._live()
+        ef = _core.check_int("ef_search", ef_search, 1, 1000) if ef_search is not None else None
         with _translated():
             with conn.cursor(binary=binary) as cur:
-                if ef_search is None:
+                if ef is None:
                     cur.execute(q, p.bind())
                     return cur.fetchall()
-                ef = _core.check_int("ef_search", ef_search, 1, 1000)
-                with conn.transaction():
-                    cur.execute(f"SET LOCAL hnsw.ef_search = {ef}")
-                    cur.execute(q, p.bind())
+                # BEGIN, SET LOCAL, the query and COMMIT in one round trip (pipeline mode)
+                with conn.pipeline():
+                    with conn.transaction():
+                        conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
+                        cur.execute(q, p.bind())
                     return cur.fetchall()
 
     def _exec(self, q: str, p: Optional[_core.Params] = None) -> int:
