@@ -6,15 +6,19 @@
 namespace vecext {
 namespace {
 
-// The dispatched inner product, looked up once (Kernels() is a guarded static).
-const DistanceFn g_inner_product = Kernels().inner_product;
+// The dispatched inner product, looked up on first use (not at load time:
+// VECEXT_ISA must be read when Kernels() is first called, not before main).
+DistanceFn InnerProductKernel() {
+  static const DistanceFn fn = Kernels().inner_product;
+  return fn;
+}
 
 float NegativeInnerProduct(const float* a, const float* b, std::size_t n) {
-  return -g_inner_product(a, b, n);
+  return -InnerProductKernel()(a, b, n);
 }
 
 float OneMinusInnerProduct(const float* a, const float* b, std::size_t n) {
-  return 1.0f - g_inner_product(a, b, n);
+  return 1.0f - InnerProductKernel()(a, b, n);
 }
 
 }  // namespace
