@@ -209,6 +209,16 @@ class Writes(Base):
         with self.assertRaises(TypeError):
             self.db.add_many("ab", [np.ones(8), np.ones(8)])
 
+    def test_given_connection(self):
+        with psycopg.connect(DSN or "", autocommit=True) as conn:
+            db = vecext.Database(None, self.name, connection=conn)
+            db.add("a", np.ones(8))
+            db.close()
+            self.assertFalse(conn.closed)  # not ours to close
+            self.assertEqual(conn.execute(f"SELECT count(*) FROM {self.name}").fetchone()[0], 1)
+        with psycopg.connect(DSN or "") as conn, self.assertRaises(ValueError):
+            vecext.Database(None, self.name, connection=conn)
+
     def test_lists_in_and_out(self):
         db = vecext.Database(DSN, self.name, use_numpy=False)
         try:

@@ -39,7 +39,7 @@ from .vector import Vector
 __version__ = "0.1.0"
 
 __all__ = [
-    "Database", "Client", "AsyncDatabase", "AsyncClient",
+    "Database", "Client", "AsyncDatabase", "AsyncClient", "connect", "create_pool",
     "SearchResult", "ScoredResult", "Record", "CollectionInfo", "Vector",
     "register_vector", "register_vector_async", "register_vector_asyncpg",
     "compile_where", "explain_filter", "errors",
@@ -54,7 +54,7 @@ def __getattr__(name):
     if name in ("Database", "Client", "connect"):
         from . import sync
         return getattr(sync, name)
-    if name in ("AsyncDatabase", "AsyncClient"):
+    if name in ("AsyncDatabase", "AsyncClient", "create_pool"):
         from . import aio
         return getattr(aio, name)
     if name in ("register_vector", "register_vector_async"):

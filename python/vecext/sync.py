@@ -65,6 +65,15 @@ def prepare_connection(conn: psycopg.Connection, use_numpy: Optional[bool] = Non
         register_vector(conn, use_numpy)
 
 
+def _check_given(conn: psycopg.Connection, use_numpy: bool) -> None:
+    """A connection passed in: usable, autocommit, with the vector type registered."""
+    if conn.closed:
+        raise ConnectionClosedError("the connection is closed")
+    if not conn.autocommit:
+        raise ValueError("the connection must be in autocommit mode (psycopg.connect(..., autocommit=True))")
+    prepare_connection(conn, use_numpy)
+
+
 def _quoter(conn: psycopg.Connection):
     def quote(*names: str) -> str:
         return _sql.Identifier(*names).as_string(conn)
@@ -149,13 +158,16 @@ class Database:
                  ef_construction: int = _core.DEFAULT_EF_CONSTRUCTION, quantize: bool = False, *,
                  documents: bool = False, text_config: str = _core.DEFAULT_TEXT_CONFIG,
                  schema: str = "public", use_numpy: Optional[bool] = None,
-                 connection: Optional[psycopg.Connection] = None, _mode: str = "auto"):
+                 connection: Optional[psycopg.Connection] = None, _mode: str = "auto",
+                 _prepared: bool = False):
         if name is None:
             raise TypeError("Database() needs a collection name")
         if quantize:
             raise FeatureNotAvailableError(_core.QUANTIZE_MESSAGE)
         self._use_numpy = _v._resolve(use_numpy)
         self._owns = connection is None
+        if connection is not None and not _prepared:
+            _check_given(connection, self._use_numpy)
         self._conn: Optional[psycopg.Connection] = connection or connect(dsn, self._use_numpy)
         try:
             self._info = open_collection(self._conn, schema, name, dim, metric, m, ef_construction,
@@ -471,6 +483,8 @@ class Client:
         self._schema = _core.validate_schema(schema)
         self._use_numpy = _v._resolve(use_numpy)
         self._owns = connection is None
+        if connection is not None:
+            _check_given(connection, self._use_numpy)
         self._conn: Optional[psycopg.Connection] = connection or connect(dsn, self._use_numpy)
 
     @property
@@ -495,7 +509,7 @@ class Client:
 
     def _db(self, name: str, mode: str, **kw: Any) -> Database:
         return Database(None, name, schema=self._schema, use_numpy=self._use_numpy,
-                        connection=self._live(), _mode=mode, **kw)
+                        connection=self._live(), _mode=mode, _prepared=True, **kw)
 
     def create_collection(self, name: str, dim: int, metric: str = _core.DEFAULT_METRIC,
                           m: int = _core.DEFAULT_M, ef_construction: int = _core.DEFAULT_EF_CONSTRUCTION,
