@@ -296,6 +296,23 @@ class Closed(unittest.IsolatedAsyncioTestCase):
                 self.assertFalse(conn.is_in_transaction())
                 self.assertEqual(await conn.fetchval("SELECT 1"), 1)
 
+    async def test_connect_failure(self):
+        with self.assertRaises(errors.ConnectionFailedError) as cm:
+            await vecext.AsyncDatabase("postgresql:///vecext_no_such_db", "x", dim=2).open()
+        self.assertEqual(cm.exception.sqlstate, "3D000")
+        with self.assertRaises(errors.ConnectionFailedError):
+            await vecext.AsyncClient("postgresql:///vecext_no_such_db").open()
+
+    async def test_file_errors(self):
+        name = unique("afiles")
+        try:
+            async with vecext.AsyncDatabase(DSN, name, dim=2) as db:
+                with tempfile.TemporaryDirectory() as tmp, self.assertRaises(IsADirectoryError):
+                    await db.export_json(tmp)
+                self.assertEqual(await db.count(), 0)
+        finally:
+            drop(name)
+
     async def test_closed_client(self):
         name = unique("acc")
         try:

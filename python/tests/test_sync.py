@@ -585,6 +585,26 @@ class Closed(unittest.TestCase):
         finally:
             db.close()
 
+    def test_connect_failure(self):
+        dsn = "dbname=vecext_no_such_db" if DSN is None else DSN + " dbname=vecext_no_such_db"
+        with self.assertRaises(errors.ConnectionFailedError) as cm:
+            vecext.Database(dsn, "x", dim=2)
+        self.assertIn("vecext_no_such_db", str(cm.exception))
+        with self.assertRaises(errors.ConnectionFailedError):
+            vecext.Client(dsn)
+
+    def test_file_errors_are_not_connection_errors(self):
+        name = unique("files")
+        try:
+            with vecext.Database(DSN, name, dim=2) as db, tempfile.TemporaryDirectory() as tmp:
+                with self.assertRaises(IsADirectoryError):
+                    db.export_json(tmp)
+                with self.assertRaises(FileNotFoundError):
+                    db.import_json(os.path.join(tmp, "missing.jsonl"))
+                self.assertEqual(db.count(), 0)
+        finally:
+            drop(name)
+
     def test_closed_client_closes_its_collections(self):
         name = unique("cc")
         try:

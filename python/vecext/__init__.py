@@ -22,6 +22,7 @@ from .errors import (
     CollectionExistsError,
     CollectionNotFoundError,
     ConnectionClosedError,
+    ConnectionFailedError,
     DimensionMismatchError,
     DuplicateIdError,
     FeatureNotAvailableError,
@@ -43,7 +44,7 @@ __all__ = [
     "SearchResult", "ScoredResult", "Record", "CollectionInfo", "Vector",
     "register_vector", "register_vector_async", "register_vector_asyncpg",
     "compile_where", "explain_filter", "errors",
-    "VecextError", "ConnectionClosedError", "CollectionNotFoundError", "CollectionExistsError",
+    "VecextError", "ConnectionClosedError", "ConnectionFailedError", "CollectionNotFoundError", "CollectionExistsError",
     "IncompatibleCollectionError", "InvalidNameError", "DimensionMismatchError", "InvalidVectorError",
     "DuplicateIdError", "FilterError", "FeatureNotAvailableError", "QueryError",
 ]

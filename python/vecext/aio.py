@@ -23,6 +23,7 @@ from .errors import (
     FeatureNotAvailableError,
     IncompatibleCollectionError,
     VecextError,
+    connect_failed,
     translate,
 )
 from .results import CollectionInfo, Record, ScoredResult, SearchResult
@@ -60,8 +61,11 @@ async def create_pool(dsn: Optional[str] = None, use_numpy: Optional[bool] = Non
     """An asyncpg pool whose connections have the ``vector`` codec (the
     extension is created first when missing and ``create_extension``)."""
     numpy = _v._resolve(use_numpy)
-    async with _Translated():
+    try:
         conn = await asyncpg.connect(dsn)
+    except Exception as e:
+        raise connect_failed(e) from e
+    async with _Translated():
         try:
             have = await conn.fetchval("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'vecext'")
             if not have and create_extension:
@@ -448,9 +452,9 @@ class AsyncDatabase:
     async def export_json(self, path: str) -> int:
         pool = self._live()
         n = 0
-        async with _Translated():
-            async with pool.acquire() as conn:
-                with open(path, "w", encoding="utf-8") as f:
+        with open(path, "w", encoding="utf-8") as f:
+            async with _Translated():
+                async with pool.acquire() as conn:
                     async with conn.transaction():
                         async for row in conn.cursor(self._st.export(), prefetch=1000):
                             f.write(_core.export_line(row))

@@ -23,6 +23,10 @@ class ConnectionClosedError(VecextError):
     """The connection (or pool) is closed, or the server ended it."""
 
 
+class ConnectionFailedError(VecextError):
+    """Could not connect (server unreachable, authentication, missing database)."""
+
+
 class CollectionNotFoundError(VecextError, LookupError):
     """No collection of that name (or the table lacks a collection's shape)."""
 
@@ -103,8 +107,19 @@ def translate(exc: BaseException) -> BaseException:
         return _translate_psycopg(exc)
     if mod.startswith("asyncpg"):
         return _translate_asyncpg(exc)
-    if isinstance(exc, (ConnectionError, OSError)):
+    if isinstance(exc, ConnectionError):  # socket errors (not every OSError: files are not connections)
         return ConnectionClosedError(str(exc) or type(exc).__name__)
+    return exc
+
+
+def connect_failed(exc: BaseException) -> BaseException:
+    """Maps an exception raised while connecting."""
+    if isinstance(exc, VecextError):
+        return exc
+    mod = type(exc).__module__ or ""
+    if isinstance(exc, OSError) or mod.startswith(("psycopg", "asyncpg")):
+        sqlstate = getattr(exc, "sqlstate", None)
+        return ConnectionFailedError(f"could not connect: {str(exc).strip() or type(exc).__name__}", sqlstate)
     return exc
 
 

@@ -17,6 +17,7 @@ from .errors import (
     FeatureNotAvailableError,
     IncompatibleCollectionError,
     VecextError,
+    connect_failed,
     translate,
 )
 from .psycopg_types import register_vector
@@ -46,13 +47,15 @@ def connect(dsn: Optional[str] = None, use_numpy: Optional[bool] = None,
             create_extension: bool = True) -> psycopg.Connection:
     """An autocommit psycopg connection with ``vector`` registered (creating
     the extension when it is missing and ``create_extension``)."""
-    with _translated():
+    try:
         conn = psycopg.connect(dsn or "", autocommit=True)
-        try:
-            prepare_connection(conn, use_numpy, create_extension)
-        except BaseException:
-            conn.close()
-            raise
+    except Exception as e:
+        raise connect_failed(e) from e
+    try:
+        prepare_connection(conn, use_numpy, create_extension)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -441,9 +444,9 @@ class Database:
         ordered by id; returns the number written."""
         conn = self._live()
         n = 0
-        with _translated():
-            with open(path, "w", encoding="utf-8") as f, conn.transaction():
-                with conn.cursor(name="vecext_export") as cur:
+        with open(path, "w", encoding="utf-8") as f:
+            with _translated():
+                with conn.transaction(), conn.cursor(name="vecext_export") as cur:
                     cur.itersize = 1000
                     cur.execute(self._st.export())
                     for row in cur:
