@@ -75,7 +75,8 @@ class Compatibility(unittest.TestCase):
             for n, v in enumerate(cls.vecs):
                 await conn.execute(f"INSERT INTO {cls.table} VALUES ('asyncpg', $1, $2)", n, v)
                 await conn.execute(f"INSERT INTO {cls.table} VALUES ('asyncpg-list', $1, $2)", n, v.tolist())
-            await conn.copy_records_to_table(cls.table, records=[("asyncpg-copy", n, v) for n, v in enumerate(cls.vecs)])
+            records = [("asyncpg-copy", n, v) for n, v in enumerate(cls.vecs)]
+            await conn.copy_records_to_table(cls.table, records=records)
         finally:
             await conn.close()
         cls.writers += ["psycopg-async-text", "psycopg-async-binary", "asyncpg", "asyncpg-list", "asyncpg-copy"]
