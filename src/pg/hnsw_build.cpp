@@ -35,6 +35,7 @@ extern "C" {
 #include "catalog/index.h"
 #include "commands/progress.h"
 #include "pgstat.h"
+#include "portability/instr_time.h"
 #include "storage/bufmgr.h"
 #include "storage/smgr.h"
 #include "utils/rel.h"
@@ -87,7 +88,16 @@ struct HnswBuildState {
   double loaded;          // rows given to the builder
   double inserted;        // rows inserted one by one after the graph was written
   bool written;           // the in-memory graph is on pages: later rows go through HnswInsertElement
+  double graph_seconds;   // timings for the DEBUG1 summary
+  double pages_seconds;
 };
+
+static double HnswSecondsSince(instr_time start) {
+  instr_time now;
+  INSTR_TIME_SET_CURRENT(now);
+  INSTR_TIME_SUBTRACT(now, start);
+  return INSTR_TIME_GET_DOUBLE(now);
+}
 
 extern "C" {
 static void HnswBuilderFree(void* arg);
@@ -388,8 +398,13 @@ static void HnswWritePages(HnswBuildState* bs) {
 
 // Builds the graph of the rows loaded so far, writes it, and frees the builder.
 static void HnswBuildFlush(HnswBuildState* bs) {
+  instr_time start;
+  INSTR_TIME_SET_CURRENT(start);
   if (bs->owner != NULL && bs->owner->builder != NULL) HnswBuildGraph(bs);
+  bs->graph_seconds = HnswSecondsSince(start);
+  INSTR_TIME_SET_CURRENT(start);
   HnswWritePages(bs);
+  bs->pages_seconds = HnswSecondsSince(start);
   if (bs->owner != NULL) {
     GraphBuilder::Destroy(bs->owner->builder);
     bs->owner->builder = NULL;
@@ -459,12 +474,21 @@ static IndexBuildResult* HnswBuildImpl(Relation heap, Relation index, IndexInfo*
   bs->build_ctx = AllocSetContextCreate(CurrentMemoryContext, "hnsw build", ALLOCSET_DEFAULT_SIZES);
   bs->tuple_ctx = AllocSetContextCreate(bs->build_ctx, "hnsw build tuple", ALLOCSET_DEFAULT_SIZES);
 
+  instr_time start;
+  INSTR_TIME_SET_CURRENT(start);
   pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_LOAD);
   double reltuples = table_index_build_scan(heap, index, indexInfo, true, true, HnswBuildCallback, bs, NULL);
+  const double scan_seconds = HnswSecondsSince(start);  // includes the flush and inserts of an overflow
   if (!bs->written) HnswBuildFlush(bs);
 
+  INSTR_TIME_SET_CURRENT(start);
   if (RelationNeedsWAL(index))
     log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
+  elog(DEBUG1,
+       "hnsw build of \"%s\": %.0f rows in memory, %.0f inserted one by one; scan %.2f s, graph %.2f s "
+       "(%d threads), pages %.2f s, WAL %.2f s",
+       RelationGetRelationName(index), bs->loaded, bs->inserted, scan_seconds, bs->graph_seconds, bs->threads,
+       bs->pages_seconds, HnswSecondsSince(start));
 
   IndexBuildResult* result = (IndexBuildResult*)palloc0(sizeof(IndexBuildResult));
   result->heap_tuples = reltuples;
