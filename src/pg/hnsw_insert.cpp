@@ -41,6 +41,7 @@ extern "C" {
 #include "core/index_distance.h"
 #include "pg/guard.h"
 #include "pg/hnsw.h"
+#include "pg/hnsw_internal.h"
 #include "pg/hnsw_store.h"
 #include "pg/vector.h"
 
@@ -88,14 +89,6 @@ static void HnswFinishWrite(HnswPageWrite* w) {
   }
 }
 
-// The highest level an element may get: HNSW_MAX_LEVEL, or lower when its
-// neighbour tuple would not fit on a page.
-static int HnswLevelCap(int m) {
-  int level = HNSW_MAX_LEVEL;
-  while (level > 0 && HNSW_NEIGHBOR_TUPLE_SIZE(HnswNeighborSlots(level, m)) > HNSW_PAGE_ITEM_ROOM) level--;
-  return level;
-}
-
 // The level of a new element: P(level >= l) = m^-l (mL = 1 / ln m), capped.
 // The uniform draw is a hash of the heap TID rather than a random number, so
 // the same rows inserted in the same order build the same graph (repeatable
@@ -107,7 +100,7 @@ static int HnswRandomLevel(int m, ItemPointer heaptid) {
   x ^= x >> 31;
   const double u = (double)(x >> 11) * (1.0 / 9007199254740992.0);  // [0, 1)
   const double level = -std::log(1.0 - u) / std::log((double)m);
-  const int cap = HnswLevelCap(m);
+  const int cap = HnswMaxLevelForM(m);
   return level >= (double)cap ? cap : (int)level;
 }
 

@@ -380,6 +380,10 @@ static bool HnswGetTupleImpl(IndexScanDesc scan, ScanDirection dir) {
 
 static void HnswEndScanImpl(IndexScanDesc scan) {
   HnswScanOpaque so = (HnswScanOpaque)scan->opaque;
+  if (so->started && so->store.index != NULL)
+    elog(DEBUG2, "hnsw scan: %llu buffer reads, %llu elements scored, %llu expansions (%llu from the link cache)",
+         (unsigned long long)so->store.buffer_reads, (unsigned long long)so->store.scored,
+         (unsigned long long)so->store.expansions, (unsigned long long)so->store.cached_expansions);
   MemoryContextDelete(so->cxt);
   pfree(so);
   scan->opaque = NULL;

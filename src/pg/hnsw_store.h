@@ -29,6 +29,8 @@
 #include "core/hnsw_types.h"
 #include "pg/hnsw.h"
 
+struct HnswBufferHints;  // hnsw_store.cpp: block -> recently used buffer, in rd_amcache
+
 // One element as LoadElements returns it.
 struct HnswElementInfo {
   bool valid;               // the id named an element tuple (all else is unset when false)
@@ -50,6 +52,7 @@ struct HnswStore {
   float dist_offset;
   float dist_scale;
   BlockNumber nblocks;            // relation size as last seen (refreshed on demand)
+  HnswBufferHints* hints;         // the index's buffer hint table (owned by its relcache entry)
   MemoryContext cxt;              // where the link cache grows
 
   // Link cache: entries of (2 + 2m) uint64: [heaptid | count << 48 | level << 56], [neighbortid], links...
@@ -60,7 +63,11 @@ struct HnswStore {
   uint32 max_entries;             // 0 disables the cache
   int entry_words;
 
-  uint64 buffer_reads;            // ReadBuffer calls (statistics)
+  // Statistics (reported at DEBUG2 by scans).
+  uint64 buffer_reads;            // ReadBuffer calls
+  uint64 scored;                  // elements scored
+  uint64 expansions;              // Neighbors calls
+  uint64 cached_expansions;       // ... answered from the link cache
 
   void Score(const vecext::hnsw::ElementId* ids, int n, int level, float bound, vecext::hnsw::Candidate* out,
              uint8_t* flags);
