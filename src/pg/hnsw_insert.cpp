@@ -227,7 +227,11 @@ struct HnswInsertState {
 
 // Adds a link to the new element in neighbour e's list on level lc. `e_vec`
 // is e's vector; `distance` is the distance between e and the new element.
-static void HnswAddBackLink(HnswInsertState* st, const Candidate& e, const float* e_vec, int lc) {
+// Returns whether e now links to the new element. When e's list is full the
+// heuristic decides, unless `force`: then the new element replaces the
+// heuristic's last pick (used so that every element has an in-link on
+// level 0, which is the only level a scan returns rows from).
+static bool HnswAddBackLink(HnswInsertState* st, const Candidate& e, const float* e_vec, int lc, bool force) {
   const int m = st->m;
   const int start = HnswLevelStart(lc, m);
   const int slots = HnswLevelSlots(lc, m);
@@ -235,7 +239,7 @@ static void HnswAddBackLink(HnswInsertState* st, const Candidate& e, const float
   HnswStoreNeighborTid(&st->store, e, &ntid);
   const BlockNumber blkno = ItemPointerGetBlockNumber(&ntid);
   const OffsetNumber off = ItemPointerGetOffsetNumber(&ntid);
-  if (blkno == HNSW_METAPAGE_BLKNO || blkno >= RelationGetNumberOfBlocks(st->index)) return;
+  if (blkno == HNSW_METAPAGE_BLKNO || blkno >= RelationGetNumberOfBlocks(st->index)) return false;
 
   ItemPointerData snapshot[vecext::hnsw::kMaxLinks];
   for (int attempt = 0; attempt < HNSW_BACKLINK_ATTEMPTS; attempt++) {
@@ -246,7 +250,7 @@ static void HnswAddBackLink(HnswInsertState* st, const Candidate& e, const float
     if (HnswStoreCheckElementPage(st->index, page, blkno)) ntup = HnswStoreGetNeighbors(page, off, m);
     if (ntup == NULL || ntup->level < lc) {
       UnlockReleaseBuffer(buf);  // e's links are gone (vacuum) or not what we expected
-      return;
+      return false;
     }
     ItemPointerData* links = &ntup->ids[start];
     int free_slot = -1;
@@ -255,7 +259,7 @@ static void HnswAddBackLink(HnswInsertState* st, const Candidate& e, const float
         if (free_slot < 0) free_slot = i;
       } else if (HnswPackTid(&links[i]) == st->new_id) {
         UnlockReleaseBuffer(buf);  // already linked
-        return;
+        return true;
       }
     }
     if (free_slot >= 0) {
@@ -265,7 +269,7 @@ static void HnswAddBackLink(HnswInsertState* st, const Candidate& e, const float
       HnswUnpackTid(st->new_id, &wtup->ids[start + free_slot]);
       HnswFinishWrite(&w);
       UnlockReleaseBuffer(buf);
-      return;
+      return true;
     }
     // Full: decide with the heuristic around e, without holding the lock.
     memcpy(snapshot, links, sizeof(ItemPointerData) * (Size)slots);
@@ -292,11 +296,18 @@ static void HnswAddBackLink(HnswInsertState* st, const Candidate& e, const float
     std::sort(cands, cands + nc, vecext::hnsw::Closer);
     for (int i = 0; i < nc; i++) cand_vecs[i] = vecs + (Size)cands[i].aux * (Size)st->dim;
     int chosen[vecext::hnsw::kMaxLinks];
-    const int nchosen =
+    const int nselected =
         vecext::hnsw::SelectNeighbors(cands, cand_vecs, nc, slots, (std::size_t)st->dim, st->distance, false, chosen);
+    int nchosen = nselected;
     bool keeps_new = false;
     for (int i = 0; i < nchosen; i++) keeps_new = keeps_new || cands[chosen[i]].id == st->new_id;
-    if (!keeps_new) return;  // e is better off without the new element
+    if (!keeps_new) {
+      if (!force) return false;  // e is better off without the new element
+      int new_at = 0;
+      while (cands[new_at].id != st->new_id) new_at++;
+      if (nchosen < slots) nchosen++;
+      chosen[nchosen - 1] = new_at;
+    }
 
     buf = ReadBuffer(st->index, blkno);
     LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
@@ -305,7 +316,7 @@ static void HnswAddBackLink(HnswInsertState* st, const Candidate& e, const float
     if (HnswStoreCheckElementPage(st->index, page, blkno)) ntup = HnswStoreGetNeighbors(page, off, m);
     if (ntup == NULL || ntup->level < lc) {
       UnlockReleaseBuffer(buf);
-      return;
+      return false;
     }
     if (memcmp(snapshot, &ntup->ids[start], sizeof(ItemPointerData) * (Size)slots) != 0) {
       UnlockReleaseBuffer(buf);  // changed meanwhile: look again
@@ -323,8 +334,9 @@ static void HnswAddBackLink(HnswInsertState* st, const Candidate& e, const float
     }
     HnswFinishWrite(&w);
     UnlockReleaseBuffer(buf);
-    return;
+    return true;
   }
+  return false;  // the list kept changing under us
 }
 
 // Points the metapage's entry at the new element (caller holds
@@ -339,6 +351,20 @@ static void HnswSetEntryPoint(Relation index, ItemPointer etid, int level, bool 
     meta->entry = *etid;
     meta->entry_level = (int16)level;
   }
+  HnswFinishWrite(&w);
+  UnlockReleaseBuffer(buf);
+}
+
+// Records the dimensions of an index built empty on a column without a
+// typmod: the first inserted row decides (caller holds HNSW_UPDATE_LOCK in
+// ExclusiveLock, or is the build).
+static void HnswSetDimensions(Relation index, int dim, bool building) {
+  Buffer buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
+  LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+  HnswPageWrite w;
+  Page page = HnswBeginWrite(&w, index, buf, building, false);
+  HnswMetaPage meta = HnswPageGetMeta(page);
+  if (meta->dimensions == 0) meta->dimensions = (uint32)dim;
   HnswFinishWrite(&w);
   UnlockReleaseBuffer(buf);
 }
@@ -359,16 +385,21 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
 
   HnswMetaPageData meta;
   HnswReadMeta(index, &meta);
-  if (meta.dimensions > 0 && (int)meta.dimensions != dim)
-    ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("expected %u dimensions, not %d", meta.dimensions, dim)));
   const int m = meta.m;
   const int level = HnswRandomLevel(m, heaptid);
-  if (!building && level > meta.entry_level) {
+  if (!building && (level > meta.entry_level || meta.dimensions == 0)) {
     UnlockPage(index, HNSW_UPDATE_LOCK, lockmode);
     lockmode = ExclusiveLock;
     LockPage(index, HNSW_UPDATE_LOCK, lockmode);
     HnswReadMeta(index, &meta);
   }
+  if (meta.dimensions == 0) {
+    // An index built empty on a column without a typmod: this row fixes them.
+    HnswSetDimensions(index, dim, building);
+    meta.dimensions = (uint32)dim;
+  }
+  if ((int)meta.dimensions != dim)
+    ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("expected %u dimensions, not %d", meta.dimensions, dim)));
 
   // The new tuples, built before any buffer is locked.
   const Size esize = HNSW_ELEMENT_TUPLE_SIZE(dim);
@@ -472,8 +503,14 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
   HnswWriteElement(index, etup, esize, ntup, nsize, meta.insert_page, building, &etid);
   st.new_id = HnswPackTid(&etid);
   for (int lc = top; lc >= 0; lc--) {
+    bool linked = false;
     for (int i = 0; i < nchosen[lc]; i++)
-      HnswAddBackLink(&st, chosen[lc][i], chosen_vecs[lc] + (Size)i * (Size)dim, lc);
+      linked |= HnswAddBackLink(&st, chosen[lc][i], chosen_vecs[lc] + (Size)i * (Size)dim, lc, false);
+    // Every element needs an in-link on level 0, or no scan returns its row:
+    // when every neighbour's heuristic dropped it, the nearest one that still
+    // exists takes it anyway.
+    for (int i = 0; lc == 0 && !linked && i < nchosen[lc]; i++)
+      linked = HnswAddBackLink(&st, chosen[lc][i], chosen_vecs[lc] + (Size)i * (Size)dim, lc, true);
   }
   if (level > meta.entry_level) HnswSetEntryPoint(index, &etid, level, building);
   if (!building) UnlockPage(index, HNSW_UPDATE_LOCK, lockmode);
