@@ -20,7 +20,8 @@
 //     (elements marked deleted count: scans pass through them until vacuum
 //     has repaired the links and removed them);
 //   - reachability: every live element is reachable from the entry point
-//     (a breadth-first search over all levels, through deleted elements as
+//     through level-0 links (the only links a scan returns rows through)
+//     (a breadth-first search over level-0 links, through deleted elements as
 //     scans do). An unreachable element is a recall problem rather than
 //     corruption (it can happen with a very small m or under inner product);
 //     REINDEX fixes it;
@@ -481,7 +482,9 @@ static void CheckReachability(InspectState* st) {
       HnswNeighborTuple ntup =
           HnswPageGetNeighbors(BufferGetPage(buf), ItemPointerGetOffsetNumberNoCheck(&e->neighbortid), m);
       if (ntup != NULL && ntup->level == e->level) {
-        count = ntup->count;
+        // Level 0 only: a scan returns the rows it reaches through level-0
+        // links, so an element linked only on upper levels is lost to it.
+        count = Min((int)ntup->count, HnswLevelSlots(0, m));
         memcpy(slots, ntup->ids, sizeof(ItemPointerData) * count);
       }
     }
