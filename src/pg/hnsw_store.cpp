@@ -35,6 +35,8 @@ static inline OffsetNumber IdOffset(ElementId id) { return (OffsetNumber)(id & 0
 // the shared buffer-mapping lookup (a hash probe under a partition lock,
 // about a quarter of a scan's time). It lives in the relcache entry
 // (rd_amcache, freed with it); a stale hint only costs the normal ReadBuffer.
+// A relcache flush frees rd_amcache, so the table is looked up again at every
+// use instead of being remembered across calls.
 struct HnswBufferHint {
   BlockNumber blkno;  // 0 (the metapage, never hinted) = empty
   Buffer buffer;
@@ -87,7 +89,6 @@ void HnswStoreInit(HnswStore* store, Relation index, int dim, int m, int metric,
       break;
   }
   store->nblocks = RelationGetNumberOfBlocks(index);
-  store->hints = HnswGetBufferHints(index, store->nblocks);
   store->cxt = cxt;
   store->entry_words = 2 + 2 * m;
   Size entry_bytes = (Size)store->entry_words * sizeof(uint64);
@@ -153,7 +154,8 @@ static inline Buffer ReadElementBuffer(HnswStore* store, BlockNumber blkno) {
     if (blkno >= store->nblocks) return InvalidBuffer;
   }
   store->buffer_reads++;
-  HnswBufferHint* hint = &store->hints->entries[blkno & store->hints->mask];
+  HnswBufferHints* hints = HnswGetBufferHints(store->index, store->nblocks);
+  HnswBufferHint* hint = &hints->entries[blkno & hints->mask];
   if (hint->blkno == blkno && ReadRecentBuffer(store->index->rd_node, MAIN_FORKNUM, blkno, hint->buffer))
     return hint->buffer;
   Buffer buf = ReadBuffer(store->index, blkno);
@@ -261,6 +263,7 @@ void HnswStore::Score(const ElementId* ids, int n, int level, float bound, Candi
   group_start[ngroups] = n;
   // The buffer descriptors ReadRecentBuffer will lock, for every group now:
   // these misses then overlap instead of serialising.
+  const HnswBufferHints* hints = HnswGetBufferHints(index, nblocks);
   for (int g = 0; g < ngroups; g++) {
     const BlockNumber blkno = IdBlock(ids[order[group_start[g]]]);
     const HnswBufferHint* hint = &hints->entries[blkno & hints->mask];

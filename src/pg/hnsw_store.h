@@ -8,6 +8,13 @@
 // shared content lock at a time, everything validated before use, invalid
 // links skipped, structural corruption reported as an ERROR.
 //
+// Pipelining: Score pins up to three pages ahead of the one it scores and
+// prefetches their headers, buffer descriptors and element tuples, so the
+// cache misses of one page overlap the distance computation of another.
+// Buffer hints: the index's relcache entry (rd_amcache, which therefore
+// belongs to this file) keeps block -> last buffer, so most pins go through
+// ReadRecentBuffer instead of the shared buffer-mapping table.
+//
 // Link cache: when Score finds an element closer than the search's bound (it
 // is about to be queued for expansion) whose neighbour tuple is on the same
 // page, it copies that level's links into a per-query arena while the page is
@@ -28,8 +35,6 @@
 #include "core/distance.h"
 #include "core/hnsw_types.h"
 #include "pg/hnsw.h"
-
-struct HnswBufferHints;  // hnsw_store.cpp: block -> recently used buffer, in rd_amcache
 
 // One element as LoadElements returns it.
 struct HnswElementInfo {
@@ -52,7 +57,6 @@ struct HnswStore {
   float dist_offset;
   float dist_scale;
   BlockNumber nblocks;            // relation size as last seen (refreshed on demand)
-  HnswBufferHints* hints;         // the index's buffer hint table (owned by its relcache entry)
   MemoryContext cxt;              // where the link cache grows
 
   // Link cache: entries of (2 + 2m) uint64: [heaptid | count << 48 | level << 56], [neighbortid], links...
