@@ -267,8 +267,12 @@ void HnswStore::Score(const ElementId* ids, int n, int level, float bound, Candi
   for (int g = 0; g < ngroups; g++) {
     const BlockNumber blkno = IdBlock(ids[order[group_start[g]]]);
     const HnswBufferHint* hint = &hints->entries[blkno & hints->mask];
-    if (hint->blkno == blkno && hint->buffer > 0)
+    if (hint->blkno == blkno && hint->buffer > 0) {
       __builtin_prefetch(GetBufferDescriptor(hint->buffer - 1), 1);
+      // The page the hint points to (a hint only: the buffer may hold
+      // another block by now; it is pinned and checked before use).
+      __builtin_prefetch(BufferGetBlock(hint->buffer));
+    }
   }
 
   // Pipeline: group g + DEPTH is pinned and its page head prefetched, group
