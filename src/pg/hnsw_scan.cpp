@@ -260,12 +260,23 @@ static void HnswStartSearch(IndexScanDesc scan) {
   so->batch = (Candidate*)palloc(sizeof(Candidate) * (size_t)(so->ef + 1));
   MemoryContextSwitchTo(old);
 
+  // Scans take no heavyweight lock (hnsw.h), so vacuum may replace and remove
+  // the entry point between our metapage read and the first element read:
+  // then read the metapage again.
   bool found = false;
-  HnswCheckStatus(vecext::hnsw::SearchFromEntry(so->store, HnswPackTid(&meta.entry), meta.entry_level, so->search,
-                                                vecext::hnsw::kUnlimited, *so->scratch, &found));
-  if (!found) {
-    so->done = true;  // entry point vanished (concurrent vacuum): nothing to search from
-    return;
+  for (int attempt = 0;; attempt++) {
+    HnswCheckStatus(vecext::hnsw::SearchFromEntry(so->store, HnswPackTid(&meta.entry), meta.entry_level,
+                                                  so->search, vecext::hnsw::kUnlimited, *so->scratch, &found));
+    if (found) break;
+    HnswMetaPageData again;
+    HnswReadMeta(index, &again);
+    if (attempt >= 2 || again.entry_level < 0 || !ItemPointerIsValid(&again.entry) ||
+        (ItemPointerEquals(&again.entry, &meta.entry) && again.entry_level == meta.entry_level)) {
+      so->done = true;  // empty, or an entry point that is not a valid element
+      return;
+    }
+    meta = again;
+    so->search.Reset();
   }
   so->batch_len = vecext::hnsw::TakeResults(so->search, so->batch);
   so->batch_pos = 0;
