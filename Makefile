@@ -21,7 +21,7 @@ REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
 PG_CONFIG ?= pg_config
 
 PG_CPPFLAGS = -I$(srcdir)/src
-PG_CXXFLAGS = -std=c++17 -fno-omit-frame-pointer -fvisibility=hidden -Wno-register
+PG_CXXFLAGS = -MMD -MP -std=c++17 -fno-omit-frame-pointer -fvisibility=hidden -Wno-register
 SHLIB_LINK = -lsimdjson -lstdc++ -lpthread
 ifdef VECEXT_WERROR
 PG_CXXFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-cast-function-type
@@ -30,7 +30,7 @@ endif
 # No LLVM bitcode for JIT: our code is C++ and the JIT gains nothing here.
 override with_llvm = no
 
-EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
+EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql $(OBJS:.o=.d)
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -41,3 +41,7 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) vecext.control
 # Per-file ISA flags for the run-time dispatched kernels (never -march=native).
 src/core/%_avx2.o: override CXXFLAGS += -mavx2 -mfma
 src/core/%_avx512.o: override CXXFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma
+
+# Header dependencies (-MMD): PGXS alone does not rebuild an object when a
+# header it includes changes, and a stale struct layout crashes a backend.
+-include $(OBJS:.o=.d)

@@ -22,6 +22,7 @@ extern "C" {
 
 #include "pg/guard.h"
 #include "pg/hnsw.h"
+#include "pg/hnsw_store.h"
 #include "pg/hnsw_internal.h"
 #include "pg/module.h"
 
@@ -58,6 +59,9 @@ void VecextHnswInit(void) {
   DefineCustomIntVariable("hnsw.max_scan_tuples", "Sets the maximum number of elements an iterative hnsw scan visits.",
                           NULL, &hnsw_max_scan_tuples, 20000, 1, INT_MAX, PGC_USERSET, 0, NULL, NULL, NULL);
   MarkGUCPrefixReserved("hnsw");
+  // The ExecutorStart hook that finds distance cut-offs (hnsw_scan.cpp), from
+  // the first query of the session on.
+  HnswScanInit();
 }
 
 // amoptions: parses m and ef_construction; with `validate` (CREATE INDEX,

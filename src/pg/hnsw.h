@@ -56,7 +56,8 @@
 //    instead, re-reads the metapage, and updates the entry point after its
 //    element is linked. Vacuum takes ExclusiveLock while it replaces a deleted
 //    entry point. Scans take no heavyweight lock: they read the metapage under
-//    a shared buffer lock and copy the entry point.
+//    a shared buffer lock and copy the entry point; a scan that then finds
+//    the entry point gone (vacuum removed it) re-reads the metapage.
 // 2. Buffers. Readers take a shared content lock on one page at a time, copy
 //    or use what they need, and release it before touching another page.
 //    Writers take an exclusive content lock on one page at a time (never two
@@ -176,6 +177,9 @@ static inline uint64_t HnswPackTid(const ItemPointerData* tid) {
 static inline void HnswUnpackTid(uint64_t id, ItemPointerData* tid) {
   ItemPointerSet(tid, (BlockNumber)(id >> 16), (OffsetNumber)(id & 0xFFFF));
 }
+
+// rd_amcache of an hnsw index belongs to hnsw_store.cpp (its block-to-buffer
+// hint table); nothing else may use it.
 
 // Reloptions (rd_options of an hnsw index).
 struct HnswOptions {
