@@ -153,16 +153,22 @@ def build_index(conn, m, efc, threads, opclass="vector_l2_ops", mwm="8GB"):
     conn.execute(f"SET max_parallel_maintenance_workers = {threads - 1}")
     pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
     notices = []
-    conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+    conn.add_notice_handler(lambda d: notices.append((d.severity_nonlocalized, d.message_primary)))
+    conn.execute("SET client_min_messages = debug1")  # the build's phase timings
     with PeakRss(pid) as rss:
         t0 = time.perf_counter()
         conn.execute(f"CREATE INDEX items_v_idx ON items USING hnsw (v {opclass}) "
                      f"WITH (m = {m}, ef_construction = {efc})")
         seconds = time.perf_counter() - t0
+    conn.execute("RESET client_min_messages")
     size = conn.execute("SELECT pg_relation_size('items_v_idx')").fetchone()[0]
-    for n in notices:
-        log(f"    NOTICE: {n}")
-    return {"seconds": seconds, "peak_rss_mb": (rss.peak - rss.base) / 1024.0, "size": size}
+    phases = ""
+    for severity, text in notices:
+        if severity == "NOTICE":
+            log(f"    NOTICE: {text}")
+        elif text.startswith("hnsw build of") and "rows in memory" in text:
+            phases = text.split(": ", 1)[1]
+    return {"seconds": seconds, "peak_rss_mb": (rss.peak - rss.base) / 1024.0, "size": size, "phases": phases}
 
 
 # ---- queries ----------------------------------------------------------------
@@ -341,6 +347,8 @@ def bench_dataset(args, name, base, queries, metric):
                 run["builds"].append(b)
                 log(f"    vecext build, {threads} thread(s): {b['seconds']:.1f} s, index {b['size'] / 2**20:,.0f} MB, "
                     f"peak backend memory +{b['peak_rss_mb']:,.0f} MB")
+                if b["phases"]:
+                    log(f"      ({b['phases']})")
                 if not args.no_hnswlib:
                     hl_index = None
                     hl_index, hb = hnswlib_build(base, args.m, efc, threads)
@@ -386,6 +394,7 @@ def bench_dataset(args, name, base, queries, metric):
         table = report.markdown_table(header, rows)
         builds = "; ".join(f"{b['threads']} thread(s) {b['seconds']:.1f} s (peak +{b['peak_rss_mb']:,.0f} MB)"
                            for b in run["builds"])
+        phases = "; ".join(f"{b['threads']} thread(s): {b['phases']}" for b in run["builds"] if b.get("phases"))
         hl_builds = "; ".join(f"{b['threads']} thread(s) {b['seconds']:.1f} s" for b in run["hnswlib_builds"])
         size = run["builds"][-1]["size"] if run["builds"] else 0
         ratios = []
@@ -396,6 +405,7 @@ def bench_dataset(args, name, base, queries, metric):
                 ratios.append(f"{threads} thread(s) {ours / theirs:.2f}")
         section = [f"\n## m = {args.m}, ef_construction = {efc}", "",
                    f"- vecext build: {builds}; index {size / 2**20:,.0f} MB",
+                   f"- vecext build phases: {phases or '-'}",
                    f"- hnswlib build (in process): {hl_builds or 'skipped'}",
                    f"- build time vecext / hnswlib: {', '.join(ratios) or '-'}",
                    f"- plan: {plan}; buffers/query = shared hits + reads (mean of {args.explain_sample} "
