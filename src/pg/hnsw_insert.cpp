@@ -308,6 +308,15 @@ static bool HnswAddBackLink(HnswInsertState* st, const Candidate& e, const float
       if (nchosen < slots) nchosen++;
       chosen[nchosen - 1] = new_at;
     }
+    // Keep pruned links while there is room: the list was full, and every old
+    // link it drops may be another element's last level-0 in-link. Filling
+    // the free slots with the candidates the heuristic passed over (closest
+    // first) drops only the farthest one.
+    bool picked[vecext::hnsw::kMaxLinks + 1] = {};
+    for (int i = 0; i < nchosen; i++) picked[chosen[i]] = true;
+    for (int i = 0; i < nc && nchosen < slots; i++) {
+      if (!picked[i]) chosen[nchosen++] = i;
+    }
 
     buf = ReadBuffer(st->index, blkno);
     LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
