@@ -192,6 +192,7 @@ struct HnswOptions {
 extern int hnsw_ef_search;
 extern int hnsw_iterative_scan;  // HNSW_ITERATIVE_SCAN_*
 extern int hnsw_max_scan_tuples;
+extern bool hnsw_elide_orderby_values;
 #define HNSW_ITERATIVE_SCAN_OFF 0
 #define HNSW_ITERATIVE_SCAN_STRICT 1
 #define HNSW_ITERATIVE_SCAN_RELAXED 2
@@ -218,6 +219,11 @@ Vector* HnswPrepareValue(Relation index, Datum value, int dimensions);
 // index (used by aminsert and by the build's on-disk fallback).
 void HnswInsertElement(Relation index, Relation heap, const float* vec, int dim, ItemPointer heaptid,
                        bool building);
+
+// Gives each live element ids[0..n) (packed element TIDs) a level-0 in-link
+// from an element near it (vacuum: elements it found unreachable). Takes
+// HNSW_UPDATE_LOCK in ShareLock, like an insert.
+void HnswRelinkElements(Relation index, const uint64* ids, int n);
 
 // ---- src/pg/hnsw_build.cpp, hnsw_scan.cpp, hnsw_vacuum.cpp, hnsw_cost.cpp ---
 // Called by Postgres through the IndexAmRoutine: C linkage, bodies under VECEXT_GUARD.

@@ -225,20 +225,37 @@ struct HnswInsertState {
   ElementId new_id;
 };
 
-// Adds a link to the new element in neighbour e's list on level lc. `e_vec`
-// is e's vector; `distance` is the distance between e and the new element.
-// Returns whether e now links to the new element. When e's list is full the
-// heuristic decides, unless `force`: then the new element replaces the
-// heuristic's last pick (used so that every element has an in-link on
-// level 0, which is the only level a scan returns rows from).
-static bool HnswAddBackLink(HnswInsertState* st, const Candidate& e, const float* e_vec, int lc, bool force) {
+// How HnswAddBackLink treats a full neighbour list.
+enum HnswBackLinkMode {
+  HNSW_LINK_FREE_SLOT,  // only a free slot (or an existing link) will do
+  HNSW_LINK_HEURISTIC,  // the heuristic decides whether the target replaces a link
+  HNSW_LINK_FORCE,      // the target replaces the heuristic's last pick
+};
+
+// Elements a pruned level-0 list dropped (HnswAddBackLink collects them, the
+// insert then gives each a new in-link: HnswRelink), with the neighbour
+// tuple of the list that dropped each.
+#define HNSW_MAX_DROPPED 64
+struct HnswDropped {
+  ElementId ids[HNSW_MAX_DROPPED];
+  ItemPointerData owners[HNSW_MAX_DROPPED];
+  int n;
+};
+
+// Adds a link to `target` (whose vector is target_vec) in the list on level
+// lc of element e, whose neighbour tuple is *ntid and vector e_vec;
+// `distance` is the distance between e and target. Returns whether e now
+// links to target. A full list is handled per `mode`; a level-0 link that a
+// pruning drops is added to *dropped (it may have been that element's last
+// in-link).
+static bool HnswAddBackLink(HnswInsertState* st, const ItemPointerData* ntid, const float* e_vec, float distance,
+                            ElementId target, const float* target_vec, int lc, HnswBackLinkMode mode,
+                            HnswDropped* dropped) {
   const int m = st->m;
   const int start = HnswLevelStart(lc, m);
   const int slots = HnswLevelSlots(lc, m);
-  ItemPointerData ntid;
-  HnswStoreNeighborTid(&st->store, e, &ntid);
-  const BlockNumber blkno = ItemPointerGetBlockNumber(&ntid);
-  const OffsetNumber off = ItemPointerGetOffsetNumber(&ntid);
+  const BlockNumber blkno = ItemPointerGetBlockNumber(ntid);
+  const OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
   if (blkno == HNSW_METAPAGE_BLKNO || blkno >= RelationGetNumberOfBlocks(st->index)) return false;
 
   ItemPointerData snapshot[vecext::hnsw::kMaxLinks];
@@ -257,7 +274,7 @@ static bool HnswAddBackLink(HnswInsertState* st, const Candidate& e, const float
     for (int i = 0; i < slots; i++) {
       if (!HnswLinkIsValid(&links[i])) {
         if (free_slot < 0) free_slot = i;
-      } else if (HnswPackTid(&links[i]) == st->new_id) {
+      } else if (HnswPackTid(&links[i]) == target) {
         UnlockReleaseBuffer(buf);  // already linked
         return true;
       }
@@ -266,10 +283,14 @@ static bool HnswAddBackLink(HnswInsertState* st, const Candidate& e, const float
       HnswPageWrite w;
       Page wpage = HnswBeginWrite(&w, st->index, buf, st->building, false);
       HnswNeighborTuple wtup = (HnswNeighborTuple)PageGetItem(wpage, PageGetItemId(wpage, off));
-      HnswUnpackTid(st->new_id, &wtup->ids[start + free_slot]);
+      HnswUnpackTid(target, &wtup->ids[start + free_slot]);
       HnswFinishWrite(&w);
       UnlockReleaseBuffer(buf);
       return true;
+    }
+    if (mode == HNSW_LINK_FREE_SLOT) {
+      UnlockReleaseBuffer(buf);
+      return false;
     }
     // Full: decide with the heuristic around e, without holding the lock.
     memcpy(snapshot, links, sizeof(ItemPointerData) * (Size)slots);
@@ -290,23 +311,22 @@ static bool HnswAddBackLink(HnswInsertState* st, const Candidate& e, const float
       cands[nc] = Candidate{st->distance(e_vec, v, (std::size_t)st->dim), ids[i], (uint64)i};
       nc++;
     }
-    // The new element: its vector is the store's query.
-    cands[nc++] = Candidate{e.distance, st->new_id, (uint64)n};
-    memcpy(vecs + (Size)n * (Size)st->dim, st->store.query, sizeof(float) * (Size)st->dim);
+    cands[nc++] = Candidate{distance, target, (uint64)n};
+    memcpy(vecs + (Size)n * (Size)st->dim, target_vec, sizeof(float) * (Size)st->dim);
     std::sort(cands, cands + nc, vecext::hnsw::Closer);
     for (int i = 0; i < nc; i++) cand_vecs[i] = vecs + (Size)cands[i].aux * (Size)st->dim;
-    int chosen[vecext::hnsw::kMaxLinks];
+    int chosen[vecext::hnsw::kMaxLinks + 1];
     const int nselected =
         vecext::hnsw::SelectNeighbors(cands, cand_vecs, nc, slots, (std::size_t)st->dim, st->distance, false, chosen);
     int nchosen = nselected;
-    bool keeps_new = false;
-    for (int i = 0; i < nchosen; i++) keeps_new = keeps_new || cands[chosen[i]].id == st->new_id;
-    if (!keeps_new) {
-      if (!force) return false;  // e is better off without the new element
-      int new_at = 0;
-      while (cands[new_at].id != st->new_id) new_at++;
+    bool keeps_target = false;
+    for (int i = 0; i < nchosen; i++) keeps_target = keeps_target || cands[chosen[i]].id == target;
+    if (!keeps_target) {
+      if (mode != HNSW_LINK_FORCE) return false;  // e is better off without the target
+      int at = 0;
+      while (cands[at].id != target) at++;
       if (nchosen < slots) nchosen++;
-      chosen[nchosen - 1] = new_at;
+      chosen[nchosen - 1] = at;
     }
     // Keep pruned links while there is room: the list was full, and every old
     // link it drops may be another element's last level-0 in-link. Filling
@@ -315,7 +335,10 @@ static bool HnswAddBackLink(HnswInsertState* st, const Candidate& e, const float
     bool picked[vecext::hnsw::kMaxLinks + 1] = {};
     for (int i = 0; i < nchosen; i++) picked[chosen[i]] = true;
     for (int i = 0; i < nc && nchosen < slots; i++) {
-      if (!picked[i]) chosen[nchosen++] = i;
+      if (!picked[i]) {
+        chosen[nchosen++] = i;
+        picked[i] = true;
+      }
     }
 
     buf = ReadBuffer(st->index, blkno);
@@ -343,9 +366,174 @@ static bool HnswAddBackLink(HnswInsertState* st, const Candidate& e, const float
     }
     HnswFinishWrite(&w);
     UnlockReleaseBuffer(buf);
+    for (int i = 0; lc == 0 && dropped != NULL && i < nc; i++) {
+      if (!picked[i] && dropped->n < HNSW_MAX_DROPPED) {
+        dropped->owners[dropped->n] = *ntid;
+        dropped->ids[dropped->n++] = cands[i].id;
+      }
+    }
     return true;
   }
   return false;  // the list kept changing under us
+}
+
+static void* HnswInsertAllocate(void* ctx, std::size_t bytes) {
+  return MemoryContextAllocHuge((MemoryContext)ctx, bytes);
+}
+static void HnswInsertRelease(void*, void* p) { pfree(p); }
+
+static void HnswCheckStatus(vecext::Status st) {
+  if (!st.ok()) ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("hnsw insert: %s", st.message)));
+}
+
+// How deep HnswRelink follows the elements its own forced links drop.
+#define HNSW_RELINK_DEPTH 3
+
+// Appends the valid level-0 links of the neighbour tuple *ntid to ids[*n..]
+// (at most kMaxLinks in all), skipping `except` and ids already present.
+static void HnswCollectLinks(HnswInsertState* st, const ItemPointerData* ntid, ElementId except, ElementId* ids,
+                             int* n) {
+  const BlockNumber blkno = ItemPointerGetBlockNumber(ntid);
+  if (blkno == HNSW_METAPAGE_BLKNO || blkno >= RelationGetNumberOfBlocks(st->index)) return;
+  const int slots = HnswLevelSlots(0, st->m);
+  Buffer buf = ReadBuffer(st->index, blkno);
+  LockBuffer(buf, BUFFER_LOCK_SHARE);
+  Page page = BufferGetPage(buf);
+  HnswNeighborTuple ntup = NULL;
+  if (HnswStoreCheckElementPage(st->index, page, blkno))
+    ntup = HnswStoreGetNeighbors(page, ItemPointerGetOffsetNumber(ntid), st->m);
+  for (int i = 0; ntup != NULL && i < slots && *n < vecext::hnsw::kMaxLinks; i++) {
+    if (!HnswLinkIsValid(&ntup->ids[i])) continue;
+    const ElementId id = HnswPackTid(&ntup->ids[i]);
+    bool seen = id == except;
+    for (int j = 0; j < *n && !seen; j++) seen = ids[j] == id;
+    if (!seen) ids[(*n)++] = id;
+  }
+  UnlockReleaseBuffer(buf);
+}
+
+static void HnswRelink(HnswInsertState* st, ElementId x, const ItemPointerData* owner, int depth);
+
+// Searches the graph for x's nearest elements (ef_construction of them, as an
+// insert does) and links x from the nearest that has a free level-0 slot;
+// when none has, and depth allows, the nearest takes x in place of its
+// heuristic's last pick (the element that drops is relinked in turn).
+// Returns whether x got an in-link. The store's query is x's vector meanwhile.
+static bool HnswRelinkBySearch(HnswInsertState* st, ElementId x, const float* xvec, int depth) {
+  HnswMetaPageData meta;
+  HnswReadMeta(st->index, &meta);
+  if (meta.entry_level < 0 || !ItemPointerIsValid(&meta.entry)) return false;
+  const float* saved_query = st->store.query;
+  HnswStoreSetQuery(&st->store, xvec);
+  const int ef = Max((int)meta.ef_construction, 1);
+  vecext::hnsw::Allocator alloc{HnswInsertAllocate, HnswInsertRelease, CurrentMemoryContext};
+  LayerSearch ls;
+  HnswCheckStatus(ls.Init(alloc, (size_t)ef, false));
+  SearchScratch* scratch = (SearchScratch*)palloc(sizeof(SearchScratch));
+  bool found_entry = false;
+  HnswCheckStatus(vecext::hnsw::SearchFromEntry(st->store, HnswPackTid(&meta.entry), meta.entry_level, ls,
+                                                vecext::hnsw::kUnlimited, *scratch, &found_entry));
+  Candidate* found = (Candidate*)palloc(sizeof(Candidate) * (Size)(ef + 1));
+  const int nfound = found_entry ? (int)vecext::hnsw::TakeResults(ls, found) : 0;
+  HnswStoreSetQuery(&st->store, saved_query);
+  for (int i = 0; i < nfound; i++) {
+    if (found[i].id == x) continue;
+    ItemPointerData ntid;
+    HnswStoreNeighborTid(&st->store, found[i], &ntid);
+    // A free slot only: the element's own vector is not needed.
+    if (HnswAddBackLink(st, &ntid, xvec, found[i].distance, x, xvec, 0, HNSW_LINK_FREE_SLOT, NULL)) return true;
+  }
+  if (depth >= HNSW_RELINK_DEPTH) return false;
+  for (int i = 0; i < nfound; i++) {
+    if (found[i].id == x) continue;
+    float* yvec = (float*)palloc(sizeof(float) * (Size)st->dim);
+    HnswElementInfo yinfo;
+    HnswStoreLoadElements(&st->store, &found[i].id, 1, yvec, &yinfo);
+    if (!yinfo.valid || yinfo.deleted) continue;
+    HnswDropped dropped;
+    dropped.n = 0;
+    if (!HnswAddBackLink(st, &yinfo.neighbortid, yvec, found[i].distance, x, xvec, 0, HNSW_LINK_FORCE, &dropped))
+      continue;
+    for (int j = 0; j < dropped.n; j++) HnswRelink(st, dropped.ids[j], &dropped.owners[j], depth + 1);
+    return true;
+  }
+  return false;
+}
+
+// Gives element x, which the pruned level-0 list *owner just dropped, a
+// level-0 in-link again, so that scans keep reaching it: the dropped link
+// may have been its only one (under inner product most links point to a few
+// elements of large norm, whose lists are full and pruned on every insert,
+// while the other elements are rarely anyone's neighbour). The candidates
+// are the elements the owner kept (the heuristic dropped x because one of
+// them is closer to x than the owner is, so owner -> kept -> x is the path it
+// meant; they are reachable when the owner is), nearest to x first: one of
+// them already linking to x ends the work; else the nearest with a free slot
+// takes x; else a search of the graph for x's neighbours goes on
+// (HnswRelinkBySearch). x's own links are no candidates: they may lead back
+// into a group of elements that nothing outside links to. Without an owner
+// (vacuum) only the search is used.
+static void HnswRelink(HnswInsertState* st, ElementId x, const ItemPointerData* owner, int depth) {
+  const int dim = st->dim;
+  float* xvec = (float*)palloc(sizeof(float) * (Size)dim);
+  HnswElementInfo xinfo;
+  HnswStoreLoadElements(&st->store, &x, 1, xvec, &xinfo);
+  if (!xinfo.valid || xinfo.deleted) return;
+
+  ElementId ids[vecext::hnsw::kMaxLinks];
+  int n = 0;
+  if (owner != NULL) HnswCollectLinks(st, owner, x, ids, &n);
+
+  float* vecs = (float*)palloc(sizeof(float) * (Size)dim * (Size)n);
+  HnswElementInfo* info = (HnswElementInfo*)palloc(sizeof(HnswElementInfo) * (Size)n);
+  HnswStoreLoadElements(&st->store, ids, n, vecs, info);
+  Candidate cands[vecext::hnsw::kMaxLinks];
+  int nc = 0;
+  for (int i = 0; i < n; i++) {
+    if (!info[i].valid || info[i].deleted) continue;
+    cands[nc++] = Candidate{st->distance(xvec, vecs + (Size)i * (Size)dim, (std::size_t)dim), ids[i], (uint64)i};
+  }
+  std::sort(cands, cands + nc, vecext::hnsw::Closer);
+  for (int i = 0; i < nc; i++) {
+    const int k = (int)cands[i].aux;
+    if (HnswAddBackLink(st, &info[k].neighbortid, vecs + (Size)k * (Size)dim, cands[i].distance, x, xvec, 0,
+                        HNSW_LINK_FREE_SLOT, NULL))
+      return;
+  }
+  HnswRelinkBySearch(st, x, xvec, depth);
+}
+
+void HnswRelinkElements(Relation index, const uint64* ids, int n) {
+  if (n <= 0) return;
+  MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw relink", ALLOCSET_DEFAULT_SIZES);
+  MemoryContext old = MemoryContextSwitchTo(cxt);
+  LockPage(index, HNSW_UPDATE_LOCK, ShareLock);
+  HnswMetaPageData meta;
+  HnswReadMeta(index, &meta);
+  HnswInsertState st;
+  st.index = index;
+  st.building = false;
+  st.dim = (int)meta.dimensions;
+  st.m = meta.m;
+  const int metric = HnswGetMetric(index);
+  st.distance = vecext::IndexDistanceFn((vecext::Metric)metric);
+  HnswStoreInit(&st.store, index, st.dim, st.m, metric, CurrentMemoryContext, 0);
+  float* xvec = (float*)palloc(sizeof(float) * (Size)st.dim);
+  HnswStoreSetQuery(&st.store, xvec);
+  st.new_id = vecext::hnsw::kInvalidElement;
+  MemoryContext per = AllocSetContextCreate(cxt, "hnsw relink element", ALLOCSET_DEFAULT_SIZES);
+  for (int i = 0; i < n; i++) {
+    CHECK_FOR_INTERRUPTS();
+    MemoryContextSwitchTo(per);
+    HnswElementInfo xinfo;
+    HnswStoreLoadElements(&st.store, &ids[i], 1, xvec, &xinfo);
+    if (xinfo.valid && !xinfo.deleted) HnswRelink(&st, ids[i], NULL, 1);
+    MemoryContextSwitchTo(cxt);
+    MemoryContextReset(per);
+  }
+  UnlockPage(index, HNSW_UPDATE_LOCK, ShareLock);
+  MemoryContextSwitchTo(old);
+  MemoryContextDelete(cxt);
 }
 
 // Points the metapage's entry at the new element (caller holds
@@ -376,15 +564,6 @@ static void HnswSetDimensions(Relation index, int dim, bool building) {
   if (meta->dimensions == 0) meta->dimensions = (uint32)dim;
   HnswFinishWrite(&w);
   UnlockReleaseBuffer(buf);
-}
-
-static void* HnswInsertAllocate(void* ctx, std::size_t bytes) {
-  return MemoryContextAllocHuge((MemoryContext)ctx, bytes);
-}
-static void HnswInsertRelease(void*, void* p) { pfree(p); }
-
-static void HnswCheckStatus(vecext::Status st) {
-  if (!st.ok()) ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("hnsw insert: %s", st.message)));
 }
 
 // The body of HnswInsertElement, in the caller's temporary memory context.
@@ -511,15 +690,30 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
 
   HnswWriteElement(index, etup, esize, ntup, nsize, meta.insert_page, building, &etid);
   st.new_id = HnswPackTid(&etid);
+  HnswDropped* dropped = (HnswDropped*)palloc(sizeof(HnswDropped));
+  dropped->n = 0;
   for (int lc = top; lc >= 0; lc--) {
     bool linked = false;
-    for (int i = 0; i < nchosen[lc]; i++)
-      linked |= HnswAddBackLink(&st, chosen[lc][i], chosen_vecs[lc] + (Size)i * (Size)dim, lc, false);
+    for (int i = 0; i < nchosen[lc]; i++) {
+      ItemPointerData ntid;
+      HnswStoreNeighborTid(&st.store, chosen[lc][i], &ntid);
+      linked |= HnswAddBackLink(&st, &ntid, chosen_vecs[lc] + (Size)i * (Size)dim, chosen[lc][i].distance, st.new_id,
+                                vec, lc, HNSW_LINK_HEURISTIC, dropped);
+    }
     // Every element needs an in-link on level 0, or no scan returns its row:
     // when every neighbour's heuristic dropped it, the nearest one that still
     // exists takes it anyway.
-    for (int i = 0; lc == 0 && !linked && i < nchosen[lc]; i++)
-      linked = HnswAddBackLink(&st, chosen[lc][i], chosen_vecs[lc] + (Size)i * (Size)dim, lc, true);
+    for (int i = 0; lc == 0 && !linked && i < nchosen[lc]; i++) {
+      ItemPointerData ntid;
+      HnswStoreNeighborTid(&st.store, chosen[lc][i], &ntid);
+      linked = HnswAddBackLink(&st, &ntid, chosen_vecs[lc] + (Size)i * (Size)dim, chosen[lc][i].distance, st.new_id,
+                               vec, lc, HNSW_LINK_FORCE, dropped);
+    }
+  }
+  // Links the back-links pushed out of full level-0 lists may have been the
+  // last in-links of their elements.
+  for (int i = 0; i < dropped->n; i++) {
+    if (dropped->ids[i] != st.new_id) HnswRelink(&st, dropped->ids[i], &dropped->owners[i], 1);
   }
   if (level > meta.entry_level) HnswSetEntryPoint(index, &etid, level, building);
   if (!building) UnlockPage(index, HNSW_UPDATE_LOCK, lockmode);

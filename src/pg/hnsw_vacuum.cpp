@@ -931,6 +931,145 @@ static void InitVacuumState(HnswVacuumState* vs, IndexVacuumInfo* info, IndexBul
   vs->elemcxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw vacuum element", ALLOCSET_DEFAULT_SIZES);
 }
 
+// ---- (e) reachability ----------------------------------------------------------
+
+// Whether element `id` was reached: one bit per line pointer of the blocks
+// that existed when the pass started (base[blk] is the first bit of blk).
+struct HnswReachMap {
+  BlockNumber nblocks;
+  uint64* base;   // nblocks + 1 entries
+  uint8* bits;
+};
+
+static bool ReachIndex(const HnswReachMap* rm, const ItemPointerData* tid, uint64* bit) {
+  BlockNumber blkno = ItemPointerGetBlockNumberNoCheck(tid);
+  OffsetNumber off = ItemPointerGetOffsetNumberNoCheck(tid);
+  if (blkno == HNSW_METAPAGE_BLKNO || blkno >= rm->nblocks || off < FirstOffsetNumber) return false;
+  if ((uint64)off > rm->base[blkno + 1] - rm->base[blkno]) return false;  // added since the pass started
+  *bit = rm->base[blkno] + (uint64)(off - 1);
+  return true;
+}
+
+// Finds the live elements that no chain of level-0 links from the entry
+// point reaches (scans would never return their rows) and relinks each to
+// an element near it (HnswRelinkElements). Inserts prevent this on their own
+// (HnswRelink) up to a bounded depth, and heavy deletes under inner product,
+// where most links point to a few elements of large norm, can strand whole
+// groups of elements; this pass catches both. Costs one read of every
+// element's neighbour tuple and one bit per line pointer.
+static int64 RelinkUnreachableOnce(Relation index, BufferAccessStrategy bas, int dim, int m) {
+  HnswMetaPageData meta;
+  HnswReadMeta(index, &meta);
+  if (meta.entry_level < 0 || !ItemPointerIsValid(&meta.entry) || dim <= 0) return 0;
+  HnswReachMap rm;
+  rm.nblocks = RelationGetNumberOfBlocks(index);
+  rm.base = (uint64*)palloc_extended(sizeof(uint64) * ((Size)rm.nblocks + 1), MCXT_ALLOC_HUGE);
+  rm.base[0] = 0;
+  rm.base[1] = 0;
+  for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < rm.nblocks; blkno++) {
+    vacuum_delay_point();
+    Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, bas);
+    LockBuffer(buf, BUFFER_LOCK_SHARE);
+    Page page = BufferGetPage(buf);
+    OffsetNumber maxoff = (PageIsNew(page) || HnswPageProblem(page, blkno) != NULL) ? 0 : PageGetMaxOffsetNumber(page);
+    UnlockReleaseBuffer(buf);
+    rm.base[blkno + 1] = rm.base[blkno] + maxoff;
+  }
+  rm.bits = (uint8*)palloc_extended((Size)(rm.base[rm.nblocks] / 8 + 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+
+  // Breadth-first over level-0 links, through deleted elements as scans go.
+  int64 cap = 1024, head = 0, tail = 0;
+  uint64* queue = (uint64*)palloc(sizeof(uint64) * cap);
+  ItemPointerData* slots = (ItemPointerData*)palloc(sizeof(ItemPointerData) * HnswLevelSlots(0, m));
+  uint64 bit;
+  if (!ReachIndex(&rm, &meta.entry, &bit)) return 0;
+  rm.bits[bit / 8] |= (uint8)(1 << (bit % 8));
+  queue[tail++] = HnswPackTid(&meta.entry);
+  while (head < tail) {
+    vacuum_delay_point();
+    ItemPointerData etid;
+    HnswUnpackTid(queue[head++], &etid);
+    BlockNumber blkno = ItemPointerGetBlockNumber(&etid);
+    Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, bas);
+    LockBuffer(buf, BUFFER_LOCK_SHARE);
+    ItemPointerData ntid;
+    ItemPointerSetInvalid(&ntid);
+    if (HnswPageProblem(BufferGetPage(buf), blkno) == NULL) {
+      HnswElementTuple etup = HnswPageGetElement(BufferGetPage(buf), ItemPointerGetOffsetNumber(&etid), dim);
+      if (etup != NULL) ntid = etup->neighbortid;
+    }
+    int count = 0;
+    if (ItemPointerIsValid(&ntid) && ItemPointerGetBlockNumberNoCheck(&ntid) != HNSW_METAPAGE_BLKNO &&
+        ItemPointerGetBlockNumberNoCheck(&ntid) < rm.nblocks) {
+      if (ItemPointerGetBlockNumber(&ntid) != blkno) {
+        UnlockReleaseBuffer(buf);
+        blkno = ItemPointerGetBlockNumber(&ntid);
+        buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, bas);
+        LockBuffer(buf, BUFFER_LOCK_SHARE);
+      }
+      if (HnswPageProblem(BufferGetPage(buf), blkno) == NULL) {
+        HnswNeighborTuple ntup = HnswPageGetNeighbors(BufferGetPage(buf), ItemPointerGetOffsetNumber(&ntid), m);
+        if (ntup != NULL) {
+          count = Min((int)ntup->count, HnswLevelSlots(0, m));
+          memcpy(slots, ntup->ids, sizeof(ItemPointerData) * (Size)count);
+        }
+      }
+    }
+    UnlockReleaseBuffer(buf);
+    for (int i = 0; i < count; i++) {
+      if (!ReachIndex(&rm, &slots[i], &bit) || (rm.bits[bit / 8] & (1 << (bit % 8)))) continue;
+      rm.bits[bit / 8] |= (uint8)(1 << (bit % 8));
+      if (tail == cap) {
+        cap *= 2;
+        queue = (uint64*)repalloc_huge(queue, sizeof(uint64) * cap);
+      }
+      queue[tail++] = HnswPackTid(&slots[i]);
+    }
+  }
+
+  // The live elements not reached.
+  int64 n = 0;
+  uint64* lost = queue;  // reused: no longer needed
+  for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < rm.nblocks; blkno++) {
+    vacuum_delay_point();
+    Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, bas);
+    LockBuffer(buf, BUFFER_LOCK_SHARE);
+    Page page = BufferGetPage(buf);
+    if (!PageIsNew(page) && HnswPageProblem(page, blkno) == NULL) {
+      OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+      for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
+        HnswElementTuple etup = HnswPageGetElement(page, off, dim);
+        if (etup == NULL || (etup->flags & HNSW_ELEMENT_DELETED)) continue;
+        ItemPointerData tid;
+        ItemPointerSet(&tid, blkno, off);
+        if (ReachIndex(&rm, &tid, &bit) && (rm.bits[bit / 8] & (1 << (bit % 8)))) continue;
+        if (!ReachIndex(&rm, &tid, &bit)) continue;  // added since the pass started
+        if (n == cap) {
+          cap *= 2;
+          lost = (uint64*)repalloc_huge(lost, sizeof(uint64) * cap);
+        }
+        lost[n++] = HnswPackTid(&tid);
+      }
+    }
+    UnlockReleaseBuffer(buf);
+  }
+  if (n > 0) {
+    ereport(DEBUG1, (errmsg("hnsw vacuum of \"%s\": relinking %lld unreachable elements", RelationGetRelationName(index),
+                            (long long)n)));
+    HnswRelinkElements(index, lost, (int)Min(n, (int64)INT_MAX));
+  }
+  return n;
+}
+
+// Relinks unreachable elements until none is left, or three times: a
+// relinked element brings back the elements only it links to, and its new
+// in-link may come from an element that was itself cut off.
+static void RelinkUnreachable(Relation index, BufferAccessStrategy bas, int dim, int m) {
+  for (int round = 0; round < 3; round++) {
+    if (RelinkUnreachableOnce(index, bas, dim, m) == 0) break;
+  }
+}
+
 static IndexBulkDeleteResult* HnswBulkDeleteImpl(IndexVacuumInfo* info, IndexBulkDeleteResult* stats,
                                                  IndexBulkDeleteCallback callback, void* callback_state) {
   if (stats == NULL) stats = (IndexBulkDeleteResult*)palloc0(sizeof(IndexBulkDeleteResult));
@@ -966,13 +1105,20 @@ static IndexBulkDeleteResult* HnswBulkDeleteImpl(IndexVacuumInfo* info, IndexBul
 // crash left new, and records every page's free space in the FSM.
 static IndexBulkDeleteResult* HnswVacuumCleanupImpl(IndexVacuumInfo* info, IndexBulkDeleteResult* stats) {
   if (info->analyze_only) return stats;
+  HnswMetaPageData meta;
+  HnswReadMeta(info->index, &meta);
+  {
+    MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw vacuum reachability", ALLOCSET_DEFAULT_SIZES);
+    MemoryContext old = MemoryContextSwitchTo(cxt);
+    RelinkUnreachable(info->index, info->strategy, (int)meta.dimensions, (int)meta.m);
+    MemoryContextSwitchTo(old);
+    MemoryContextDelete(cxt);
+  }
   if (stats != NULL) {
     stats->num_pages = RelationGetNumberOfBlocks(info->index);
     return stats;
   }
   stats = (IndexBulkDeleteResult*)palloc0(sizeof(IndexBulkDeleteResult));
-  HnswMetaPageData meta;
-  HnswReadMeta(info->index, &meta);
   HnswVacuumState vs;
   memset(&vs, 0, sizeof(vs));
   vs.index = info->index;

@@ -14,7 +14,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(env_int env_num test_seed rand_vector rand_vectors_sql
-  index_problems split_problems todo_unless check_index_ok unfound_rows $REACHABILITY_TODO knn_answer exact_answer recall_at
+  index_problems split_problems check_index_ok unfound_rows knn_answer exact_answer recall_at
   log_size log_lines_since server_errors_since crash_signals_since
   postmaster_children crash_node psql_bg finish_bg wait_replay_or_death
   proc_status_kb backend_pid_of plan_uses_index elapsed);
@@ -73,29 +73,6 @@ sub index_problems
 	return grep { $_ ne '' } split /\n/, $out;
 }
 
-# Known bug (reported, not ours to fix): an insert that prunes a full
-# neighbour list may drop its new element from every list, leaving it
-# unreachable (hnsw_insert.cpp has no counterpart of the build's
-# EnsureReachable), so hnsw_index_check reports "not reachable" after
-# inserts and an index scan never returns that row. Reachability
-# assertions after inserts are TODO tests with this reason.
-our $REACHABILITY_TODO =
-  'insert can leave an element unreachable (hnsw_insert.cpp back-link pruning; reported)';
-
-# Runs the assertion $test, as a TODO test with $reason unless $hard. (A
-# TODO only where the known bug shows, so that no "TODO passed" appears:
-# test/perl/tap_counts.pl counts a file listed for it as a failure.)
-sub todo_unless
-{
-	my ($hard, $reason, $test) = @_;
-	return $test->() if $hard;
-  TODO:
-	{
-		local $TODO = $reason;
-		return $test->();
-	}
-}
-
 # Splits hnsw_index_check's rows into (structural problems, number of
 # unreachable live elements).
 sub split_problems
@@ -107,9 +84,9 @@ sub split_problems
 	return (\@other, $total // scalar(@unreach));
 }
 
-# Asserts that hnsw_index_check finds no structural problem (hard) and no
-# unreachable element (a TODO test unless $opts{build_only}: see
-# $REACHABILITY_TODO). Returns the number of unreachable elements.
+# Asserts that hnsw_index_check finds no structural problem and no live
+# element unreachable from the entry point over level-0 links. Returns the
+# number of unreachable elements.
 sub check_index_ok
 {
 	my ($node, $index, $what, $heapallindexed, %opts) = @_;
@@ -117,8 +94,7 @@ sub check_index_ok
 	my ($other, $unreach) = split_problems(@p);
 	my $ok = is(scalar(@$other), 0, $what);
 	diag(join("\n", @$other[ 0 .. ($#$other < 9 ? $#$other : 9) ])) if !$ok;
-	todo_unless($opts{build_only} || $unreach == 0, $REACHABILITY_TODO,
-		sub { is($unreach, 0, "$what: every live element is reachable") });
+	is($unreach, 0, "$what: every live element is reachable");
 	return $unreach;
 }
 

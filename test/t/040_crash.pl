@@ -13,10 +13,10 @@
 #   - every row has an index element (hnsw_index_check heapallindexed) and
 #     hnsw_index_check finds no structural problem;
 #   - every row is returned by an index scan for its own vector (a relaxed
-#     iterative scan over the whole graph, filtered to that row), up to the
-#     rate of the known insert bug (see verify and VecextReliability; zero
-#     is a TODO); after an insert round, the round's rows and a 2% sample,
-#     all rows at the end of the insert part;
+#     iterative scan over the whole graph, filtered to that row), and every
+#     live element is reachable from the entry point; after an insert round,
+#     the round's rows and a 2% sample, all rows at the end of the insert
+#     part;
 #   - the server log has no ERROR, PANIC, FATAL or crash after the restart.
 # Seeded: VECEXT_CRASH_SEED reproduces a run (the timing of the kills still
 # varies). Kill points: VECEXT_CRASH_INSERT_KILLS (10), _BUILD_KILLS (5),
@@ -77,11 +77,6 @@ sub kill_and_restart
 # The checks after a restart. $acked: ids that must be present (or undef);
 # $expect: "count|sum" the table must have exactly (or undef); $where: the
 # rows (of t) whose own-vector scans are checked (all by default).
-# Rows an index scan does not find for their own vector are allowed up to
-# the unreachable elements the check reports plus 0.1% of the rows checked
-# (the known insert bug, about 0.01% without any crash, see
-# VecextReliability); a crash that loses back-links of committed rows
-# would exceed it. Zero is a TODO test.
 sub verify
 {
 	my ($label, $table, $index, $logpos, $acked, $expect, $where) = @_;
@@ -106,14 +101,10 @@ sub verify
 		is(scalar(@$other), 0, "$label: hnsw_index_check (heapallindexed) finds no structural problem");
 		diag(join("\n", @$other[ 0 .. ($#$other < 9 ? $#$other : 9) ])) if @$other;
 		my $checked = $node->safe_psql('postgres', "SELECT count(*) FROM $table t WHERE $where");
+		is($unreach, 0, "$label: every live element is reachable from the entry point");
 		my ($unfound, @ids) = unfound_rows($node, $table, '<->', $where);
-		my $allowed = $unreach + int(0.001 * $checked + 0.999);
-		ok($unfound <= $allowed,
-			"$label: index scans find $checked rows by their own vectors "
-			  . "($unfound not found, at most $allowed allowed: $unreach unreachable + 0.1%)");
+		is($unfound, 0, "$label: index scans find all $checked rows checked by their own vectors");
 		diag("not found: @ids") if $unfound;
-		todo_unless($unfound == 0, $REACHABILITY_TODO,
-			sub { is($unfound, 0, "$label: every row checked is found by an index scan for its own vector") });
 		$stats{unfound}      += $unfound;
 		$stats{unreachable}  += $unreach;
 		$stats{rows_checked} += $checked;
