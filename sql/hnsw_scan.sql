@@ -194,6 +194,20 @@ SET enable_seqscan = off;
 -- The graph stays consistent after inserts.
 SELECT count(*) AS problems FROM hnsw_index_check('items_v_idx', true);
 
+-- Unused ORDER BY values: Limit -> hnsw Index Scan with the distance only a
+-- junk column gets a NULL constant instead; a selected distance is computed.
+EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+  SELECT id FROM items ORDER BY v <-> '[5,5,5]' LIMIT 3;
+EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+  SELECT id, v <-> '[5,5,5]' AS d FROM items ORDER BY v <-> '[5,5,5]' LIMIT 3;
+SELECT id FROM items ORDER BY v <-> '[4.5,5.5,5]' LIMIT 3;
+SELECT id, round((v <-> '[4.5,5.5,5]')::numeric, 4) AS d FROM items ORDER BY v <-> '[4.5,5.5,5]' LIMIT 3;
+SET hnsw.elide_orderby_values = off;
+EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+  SELECT id FROM items ORDER BY v <-> '[5,5,5]' LIMIT 3;
+SELECT id FROM items ORDER BY v <-> '[4.5,5.5,5]' LIMIT 3;
+RESET hnsw.elide_orderby_values;
+
 -- An empty index, then its first inserted row.
 CREATE TABLE empty_items (id int, v vector(2));
 CREATE INDEX ON empty_items USING hnsw (v);

@@ -29,6 +29,7 @@ extern "C" {
 int hnsw_ef_search = HNSW_DEFAULT_EF_SEARCH;
 int hnsw_iterative_scan = HNSW_ITERATIVE_SCAN_STRICT;
 int hnsw_max_scan_tuples = 20000;
+bool hnsw_elide_orderby_values = true;
 
 static relopt_kind hnsw_relopt_kind;
 
@@ -58,6 +59,10 @@ void VecextHnswInit(void) {
       &hnsw_iterative_scan, HNSW_ITERATIVE_SCAN_STRICT, hnsw_iterative_scan_options, PGC_USERSET, 0, NULL, NULL, NULL);
   DefineCustomIntVariable("hnsw.max_scan_tuples", "Sets the maximum number of elements an iterative hnsw scan visits.",
                           NULL, &hnsw_max_scan_tuples, 20000, 1, INT_MAX, PGC_USERSET, 0, NULL, NULL, NULL);
+  DefineCustomBoolVariable("hnsw.elide_orderby_values",
+                           "Skips computing the ORDER BY distance of rows an hnsw scan returns when nothing uses it.",
+                           "For benchmarks: off computes it for every row, as plain Postgres does.",
+                           &hnsw_elide_orderby_values, true, PGC_USERSET, 0, NULL, NULL, NULL);
   MarkGUCPrefixReserved("hnsw");
   // The ExecutorStart hook that finds distance cut-offs (hnsw_scan.cpp), from
   // the first query of the session on.

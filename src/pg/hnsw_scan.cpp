@@ -14,6 +14,16 @@
 // first gettuple and ends once distances pass it, instead of walking up to
 // max_scan_tuples elements that the executor's filter would drop anyway.
 //
+// Unused ORDER BY values: for `SELECT ... ORDER BY col <op> q LIMIT k`, the
+// planner puts `col <op> q` in the scan's target list as a junk column, so
+// the executor recomputes every returned row's distance, de-TOASTing its
+// vector from the heap, only to throw the value away: the index already
+// returns rows in order. When the plan is exactly Limit -> hnsw Index Scan
+// (or the scan alone) at the top of a SELECT and the value is junk there,
+// the same hook gives the executor a copy of the plan whose junk column is a
+// NULL constant (hnsw.elide_orderby_values, on by default). A distance the
+// query selects is never touched.
+//
 // Readers take no heavyweight lock and one buffer content lock at a time
 // (hnsw.h, LOCK PROTOCOL). All search state lives in a per-scan memory
 // context that each rescan resets.
@@ -26,6 +36,10 @@ extern "C" {
 #include "access/genam.h"
 #include "access/relscan.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "nodes/makefuncs.h"
+#include "catalog/pg_class.h"
+#include "utils/syscache.h"
 #include "executor/executor.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/clauses.h"
@@ -151,9 +165,77 @@ static bool HnswFindBoundsWalker(PlanState* ps, void* context) {
   return planstate_tree_walker(ps, reinterpret_cast<bool (*)()>(HnswFindBoundsWalker), context);
 }
 
+// The access method of relation `relid` (InvalidOid if it is gone).
+static Oid HnswRelationAm(Oid relid) {
+  HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+  if (!HeapTupleIsValid(tup)) return InvalidOid;
+  Oid am = ((Form_pg_class)GETSTRUCT(tup))->relam;
+  ReleaseSysCache(tup);
+  return am;
+}
+
+// The top of `stmt` when it is a SELECT of the form Limit -> hnsw Index Scan
+// (or the scan alone) whose ORDER BY value is only a junk column, copied with
+// that column replaced by a NULL constant; NULL when the plan is not of that
+// form. The copy shares everything else with `stmt` and lives in `cxt`.
+static PlannedStmt* HnswElideOrderByValue(PlannedStmt* stmt, MemoryContext cxt) {
+  if (stmt == NULL || stmt->commandType != CMD_SELECT || stmt->planTree == NULL) return NULL;
+  Plan* top = stmt->planTree;
+  Plan* scan = IsA(top, Limit) ? top->lefttree : top;
+  if (scan == NULL || !IsA(scan, IndexScan)) return NULL;
+  IndexScan* is = (IndexScan*)scan;
+  if (list_length(is->indexorderbyorig) != 1) return NULL;
+  Node* dist = (Node*)linitial(is->indexorderbyorig);
+  int junk = -1, i = 0;
+  ListCell* lc;
+  foreach (lc, scan->targetlist) {
+    TargetEntry* tle = (TargetEntry*)lfirst(lc);
+    if (equal(tle->expr, dist)) {
+      if (!tle->resjunk) return NULL;  // selected: the executor must compute it
+      junk = i;
+    }
+    i++;
+  }
+  if (junk < 0) return NULL;
+  Oid am = get_index_am_oid("hnsw", true);
+  if (!OidIsValid(am) || HnswRelationAm(is->indexid) != am) return NULL;
+
+  MemoryContext old = MemoryContextSwitchTo(cxt);
+  IndexScan* newscan = (IndexScan*)palloc(sizeof(IndexScan));
+  *newscan = *is;
+  newscan->scan.plan.targetlist = NIL;
+  i = 0;
+  foreach (lc, scan->targetlist) {
+    TargetEntry* tle = (TargetEntry*)lfirst(lc);
+    if (i++ == junk) {
+      TargetEntry* copy = flatCopyTargetEntry(tle);
+      copy->expr = (Expr*)makeNullConst(exprType((Node*)tle->expr), exprTypmod((Node*)tle->expr),
+                                        exprCollation((Node*)tle->expr));
+      tle = copy;
+    }
+    newscan->scan.plan.targetlist = lappend(newscan->scan.plan.targetlist, tle);
+  }
+  Plan* newtop = (Plan*)newscan;
+  if (IsA(top, Limit)) {
+    Limit* limit = (Limit*)palloc(sizeof(Limit));
+    *limit = *(Limit*)top;
+    limit->plan.lefttree = (Plan*)newscan;
+    newtop = (Plan*)limit;
+  }
+  PlannedStmt* copy = (PlannedStmt*)palloc(sizeof(PlannedStmt));
+  *copy = *stmt;
+  copy->planTree = newtop;
+  MemoryContextSwitchTo(old);
+  return copy;
+}
+
 extern "C" {
 static void HnswExecutorStart(QueryDesc* queryDesc, int eflags) {
   VECEXT_GUARD("hnsw executor start", {
+    if (hnsw_elide_orderby_values && !(eflags & EXEC_FLAG_EXPLAIN_ONLY)) {
+      PlannedStmt* elided = HnswElideOrderByValue(queryDesc->plannedstmt, GetMemoryChunkContext(queryDesc));
+      if (elided != NULL) queryDesc->plannedstmt = elided;
+    }
     if (hnsw_prev_executor_start != NULL) {
       hnsw_prev_executor_start(queryDesc, eflags);
     } else {
