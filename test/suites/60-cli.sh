@@ -246,7 +246,8 @@ $PY "$DATA" random bench.jsonl 5000 32
 run import benchc bench.jsonl --metric l2 --m 8 --ef-construction 32
 expect_rc "import the bench collection" 0
 for args in "--mode=serial --connections=1" "--mode=pipeline --connections=1 --depth=16" \
-            "--mode=serial --connections=2" "--mode=pipeline --connections=2 --depth=8"; do
+            "--mode=serial --connections=2" "--mode=pipeline --connections=2 --depth=8" \
+            "--mode=pipeline --connections=2 --depth=8 --sync=batch"; do
   # shellcheck disable=SC2086
   run bench benchc --seconds 2 $args
   printf '%s\n' "$out" | sed 's/^/    /'
@@ -262,6 +263,13 @@ if [ "$rc" -eq 0 ] && grep -qE '^completed 300 queries .*, 0 errors, 1,500 rows'
   ok "bench --queries with a query file runs exactly that many"
 else
   not_ok "bench --queries with a query file" "rc $rc: $out $err"
+fi
+
+run bench benchc --queries 40 --mode pipeline --sync batch --depth 8 --k 5000 --dsn "options='-c statement_timeout=1'"
+if [ "$rc" -ne 0 ] && grep -q "SQLSTATE 57014" "$WORK/err"; then
+  ok "bench reports failed queries with their SQLSTATE and a non-zero exit"
+else
+  not_ok "bench reports failed queries" "rc $rc: $out $err"
 fi
 
 if grep -qE 'terminated by signal|PANIC|TRAP:' "$PGC_DIR/server.log" 2>/dev/null; then

@@ -31,6 +31,8 @@ const char* const kBenchUsage =
     "Runs kNN queries against collection NAME and prints queries/s and latency percentiles.\n"
     "\n"
     "  --mode=pipeline|serial  pipeline: --depth queries in flight per connection (default); serial: one\n"
+    "  --sync=each|batch       pipeline mode: a Sync after each query (default: an error spoils only\n"
+    "                          its query), or one per --depth queries with flush requests between\n"
     "  --connections=N         connections, all served by one poll() loop (default 1)\n"
     "  --depth=N               queries in flight per connection in pipeline mode (default 16)\n"
     "  --seconds=S             run for S seconds (default 10, unless --queries is given)\n"
@@ -51,6 +53,7 @@ struct BenchOptions {
   CommonOptions common;
   std::string name;
   bool pipeline = true;
+  bool sync_batch = false;
   int connections = 1;
   int depth = 16;
   double seconds = 0;
@@ -71,6 +74,13 @@ BenchOptions ParseBenchOptions(Args* args) {
       o.pipeline = false;
     } else if (v != "pipeline") {
       throw CliError(kExitUsage, "--mode must be pipeline or serial, not \"" + v + "\"");
+    }
+  }
+  if (args->Value("sync", 0, &v)) {
+    if (v == "batch") {
+      o.sync_batch = true;
+    } else if (v != "each") {
+      throw CliError(kExitUsage, "--sync must be each or batch, not \"" + v + "\"");
     }
   }
   if (args->Value("connections", 'c', &v)) o.connections = static_cast<int>(ParseInt(v, 1, 1000, "connections"));
@@ -129,10 +139,19 @@ std::vector<std::string> LoadQueries(const BenchOptions& o, int dim) {
   return out;
 }
 
+// What a connection waits for, in order: a query's result (then a NULL), or
+// a pipeline Sync's result.
+struct Pending {
+  bool sync;
+  Clock::time_point sent;
+};
+
 struct Slot {
   Conn conn;
-  std::deque<Clock::time_point> sent;  // send times of the queries in flight, oldest first
-  enum class Stage { kResult, kNull, kSync } stage = Stage::kResult;
+  std::deque<Pending> pending;
+  std::size_t queries = 0;     // queries in `pending`
+  std::size_t since_sync = 0;  // queries sent since the last Sync (--sync=batch)
+  bool got_result = false;     // the head query's result came; its NULL is next
   bool want_write = false;
 };
 
@@ -213,7 +232,13 @@ void Bench::Fill(Slot* s, Clock::time_point now) {
   PGconn* c = s->conn.get();
   const std::size_t limit = o_.pipeline ? static_cast<std::size_t>(o_.depth) : 1;
   bool sent_any = false;
-  while (s->sent.size() < limit && MaySend(now)) {
+  auto sync = [&] {
+    if (PQpipelineSync(c) != 1) throw CliError(kExitServer, std::string("PQpipelineSync: ") + PQerrorMessage(c));
+    s->pending.push_back({true, Clock::now()});
+    s->since_sync = 0;
+    sent_any = true;
+  };
+  while (s->queries < limit && MaySend(now)) {
     const std::string& q = queries_[next_query_];
     next_query_ = (next_query_ + 1) % queries_.size();
     const char* values[1] = {q.data()};
@@ -222,13 +247,24 @@ void Bench::Fill(Slot* s, Clock::time_point now) {
     if (PQsendQueryPrepared(c, kStatement, 1, values, lengths, formats, 0) != 1) {
       throw CliError(kExitServer, std::string("sending a query: ") + PQerrorMessage(c));
     }
-    if (o_.pipeline && PQpipelineSync(c) != 1) {
-      throw CliError(kExitServer, std::string("PQpipelineSync: ") + PQerrorMessage(c));
-    }
     const Clock::time_point t = Clock::now();
-    s->sent.push_back(t);
+    s->pending.push_back({false, t});
+    s->queries++;
     if (t >= measure_from_) sent_measured_++;
     sent_any = true;
+    if (o_.pipeline) {
+      s->since_sync++;
+      if (!o_.sync_batch) {
+        sync();
+      } else if (PQsendFlushRequest(c) != 1) {  // results flow before the batch's Sync
+        throw CliError(kExitServer, std::string("PQsendFlushRequest: ") + PQerrorMessage(c));
+      }
+    }
+  }
+  // --sync=batch: a Sync every `depth` queries, and after the last one.
+  if (o_.pipeline && o_.sync_batch && s->since_sync > 0 &&
+      (s->since_sync >= static_cast<std::size_t>(o_.depth) || !MaySend(now))) {
+    sync();
   }
   if (sent_any) Flush(s);
 }
@@ -241,7 +277,7 @@ void Bench::Flush(Slot* s) {
 
 void Bench::Complete(Slot* s, PGresult* r) {
   const Clock::time_point now = Clock::now();
-  const Clock::time_point t = s->sent.front();
+  const Clock::time_point t = s->pending.front().sent;
   const bool measured = t >= measure_from_;
   const ExecStatusType st = PQresultStatus(r);
   if (st == PGRES_TUPLES_OK) {
@@ -261,33 +297,24 @@ void Bench::Complete(Slot* s, PGresult* r) {
 
 void Bench::Drain(Slot* s) {
   PGconn* c = s->conn.get();
-  while (!s->sent.empty() && !PQisBusy(c)) {
+  while (!s->pending.empty() && !PQisBusy(c)) {
     Result r(PQgetResult(c));
-    switch (s->stage) {
-      case Slot::Stage::kResult:
-        if (!r) throw CliError(kExitServer, "the server sent no result for a query");
-        Complete(s, r.get());
-        s->stage = Slot::Stage::kNull;
-        break;
-      case Slot::Stage::kNull:
-        if (r) {  // a second result for one query: count it as an error
-          stats_.errors++;
-          break;
-        }
-        if (o_.pipeline) {
-          s->stage = Slot::Stage::kSync;
-        } else {
-          s->sent.pop_front();
-          s->stage = Slot::Stage::kResult;
-        }
-        break;
-      case Slot::Stage::kSync:
-        if (!r || PQresultStatus(r.get()) != PGRES_PIPELINE_SYNC) {
-          throw CliError(kExitServer, "pipeline out of step: expected a sync result");
-        }
-        s->sent.pop_front();
-        s->stage = Slot::Stage::kResult;
-        break;
+    if (s->pending.front().sync) {
+      if (!r || PQresultStatus(r.get()) != PGRES_PIPELINE_SYNC) {
+        throw CliError(kExitServer, "pipeline out of step: expected a sync result");
+      }
+      s->pending.pop_front();
+    } else if (!s->got_result) {
+      // PGRES_TUPLES_OK, an error, or PGRES_PIPELINE_ABORTED after an error in the same batch.
+      if (!r) throw CliError(kExitServer, "the server sent no result for a query");
+      Complete(s, r.get());
+      s->got_result = true;
+    } else if (r) {
+      stats_.errors++;  // a second result for one query
+    } else {
+      s->pending.pop_front();
+      s->queries--;
+      s->got_result = false;
     }
   }
 }
@@ -308,7 +335,7 @@ int Bench::Run() {
       fds[i].fd = PQsocket(slots_[i].conn.get());
       fds[i].events = static_cast<short>(POLLIN | (slots_[i].want_write ? POLLOUT : 0));
       fds[i].revents = 0;
-      in_flight += slots_[i].sent.size();
+      in_flight += slots_[i].pending.size();
     }
     if (in_flight == 0) break;
     const int n = poll(fds.data(), fds.size(), 1000);
@@ -323,9 +350,9 @@ int Bench::Run() {
       if (fds[i].revents & (POLLOUT | POLLERR | POLLHUP)) Flush(&s);
       if (fds[i].revents & (POLLIN | POLLERR | POLLHUP)) {
         if (PQconsumeInput(c) != 1) throw CliError(kExitServer, std::string("connection lost: ") + PQerrorMessage(c));
-        const std::size_t before = s.sent.size();
+        const std::size_t before = s.queries;
         Drain(&s);
-        if (s.sent.size() != before) last_done = now;
+        if (s.queries != before) last_done = now;
       }
       Fill(&s, now);
     }
