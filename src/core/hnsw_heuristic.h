@@ -24,4 +24,43 @@ namespace vecext::hnsw {
 int SelectNeighbors(const Candidate* cands, const float* const* vecs, int n, int m, std::size_t dim,
                     DistanceFn dist, bool keep_pruned, int* out);
 
+// The same over any element representation (e.g. SQ8 codes): pair(i, j)
+// returns the index distance between candidates i and j.
+template <class PairDistance>
+int SelectNeighborsBy(const Candidate* cands, int n, int m, const PairDistance& pair, bool keep_pruned, int* out) {
+  if (n <= m) {
+    for (int i = 0; i < n; i++) out[i] = i;
+    return n;
+  }
+  int kept = 0;
+  for (int i = 0; i < n && kept < m; i++) {
+    bool good = true;
+    for (int j = 0; j < kept; j++) {
+      if (pair(i, out[j]) < cands[i].distance) {
+        good = false;
+        break;
+      }
+    }
+    if (good) out[kept++] = i;
+  }
+  if (!keep_pruned || kept == m) return kept;
+  // Every candidate was examined (kept < m). Merge the kept ones with the
+  // closest rejected ones, in candidate (ascending distance) order.
+  int merged[kMaxLinks];
+  int total = 0;
+  int next_kept = 0;
+  int rejected_room = m - kept;
+  for (int c = 0; c < n && total < m; c++) {
+    if (next_kept < kept && out[next_kept] == c) {
+      merged[total++] = c;
+      next_kept++;
+    } else if (rejected_room > 0) {
+      merged[total++] = c;
+      rejected_room--;
+    }
+  }
+  for (int t = 0; t < total; t++) out[t] = merged[t];
+  return total;
+}
+
 }  // namespace vecext::hnsw

@@ -30,8 +30,15 @@ int hnsw_ef_search = HNSW_DEFAULT_EF_SEARCH;
 int hnsw_iterative_scan = HNSW_ITERATIVE_SCAN_STRICT;
 int hnsw_max_scan_tuples = 20000;
 bool hnsw_elide_orderby_values = true;
+bool hnsw_quantized_search = true;
 
 static relopt_kind hnsw_relopt_kind;
+
+static relopt_enum_elt_def hnsw_quantization_values[] = {
+    {"none", HNSW_QUANT_NONE},
+    {"sq8", HNSW_QUANT_SQ8},
+    {NULL, 0},
+};
 
 static const struct config_enum_entry hnsw_iterative_scan_options[] = {
     {"off", HNSW_ITERATIVE_SCAN_OFF, false},
@@ -48,6 +55,10 @@ void VecextHnswInit(void) {
   add_int_reloption(hnsw_relopt_kind, "ef_construction", "Size of the candidate list while building the graph",
                     HNSW_DEFAULT_EF_CONSTRUCTION, HNSW_MIN_EF_CONSTRUCTION, HNSW_MAX_EF_CONSTRUCTION,
                     AccessExclusiveLock);
+  add_enum_reloption(hnsw_relopt_kind, "quantization",
+                     "How element vectors are stored: none (float4) or sq8 (one byte per dimension)",
+                     hnsw_quantization_values, HNSW_QUANT_NONE, "Valid values are \"none\" and \"sq8\".",
+                     AccessExclusiveLock);
 
   DefineCustomIntVariable("hnsw.ef_search", "Sets the size of the candidate list of hnsw index scans.",
                           "Larger values give better recall and slower scans.", &hnsw_ef_search, HNSW_DEFAULT_EF_SEARCH,
@@ -63,6 +74,11 @@ void VecextHnswInit(void) {
                            "Skips computing the ORDER BY distance of rows an hnsw scan returns when nothing uses it.",
                            "For benchmarks: off computes it for every row, as plain Postgres does.",
                            &hnsw_elide_orderby_values, true, PGC_USERSET, 0, NULL, NULL, NULL);
+  DefineCustomBoolVariable("hnsw.quantized_search",
+                           "Whether scans of SQ8 indexes may traverse the graph by SQ8 codes.",
+                           "off requires full-precision vectors in the index: scans of an SQ8 index (which keeps "
+                           "codes only and re-ranks from the table) then fail.",
+                           &hnsw_quantized_search, true, PGC_USERSET, 0, NULL, NULL, NULL);
   MarkGUCPrefixReserved("hnsw");
   // The ExecutorStart hook that finds distance cut-offs (hnsw_scan.cpp), from
   // the first query of the session on.
@@ -75,9 +91,10 @@ static bytea* HnswOptionsImpl(Datum reloptions, bool validate) {
   static const relopt_parse_elt tab[] = {
       {"m", RELOPT_TYPE_INT, offsetof(HnswOptions, m)},
       {"ef_construction", RELOPT_TYPE_INT, offsetof(HnswOptions, ef_construction)},
+      {"quantization", RELOPT_TYPE_ENUM, offsetof(HnswOptions, quantization)},
   };
   HnswOptions* opts =
-      (HnswOptions*)build_reloptions(reloptions, validate, hnsw_relopt_kind, sizeof(HnswOptions), tab, 2);
+      (HnswOptions*)build_reloptions(reloptions, validate, hnsw_relopt_kind, sizeof(HnswOptions), tab, 3);
   if (validate && opts != NULL && opts->ef_construction < 2 * opts->m)
     ereport(ERROR,
             (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("ef_construction must be greater than or equal to 2 * m"),

@@ -105,7 +105,13 @@ extern "C" {
 #define HNSW_MIN_EF_SEARCH 1
 #define HNSW_MAX_EF_SEARCH 1000
 #define HNSW_MAX_LEVEL 16
-#define HNSW_MAX_DIM 2000  // float4 elements (SQ8 raises this)
+#define HNSW_MAX_DIM 2000      // float4 elements
+#define HNSW_MAX_DIM_SQ8 8000  // SQ8 codes: one byte per dimension
+
+// Quantization of the vectors stored in element tuples (metapage and the
+// `quantization` reloption).
+#define HNSW_QUANT_NONE 0  // float4[dim]
+#define HNSW_QUANT_SQ8 1   // vecext::Sq8ElementInfo (12 bytes) + uint8[dim] codes
 
 // Support function numbers of the hnsw opclasses.
 #define HNSW_DISTANCE_PROC 1  // float8 distance(vector, vector): the ORDER BY operator's function
@@ -131,16 +137,24 @@ struct HnswMetaPageData {
   uint16 m;
   uint16 ef_construction;
   uint8 metric;              // vecext::Metric (for statistics; the opclass decides the distance)
-  uint8 quantization;        // 0 = none (SQ8 comes later)
+  uint8 quantization;        // HNSW_QUANT_*
   int16 entry_level;         // -1 when the index is empty
   ItemPointerData entry;     // element tuple of the entry point; invalid when empty
   BlockNumber insert_page;   // hint: the last element page
+  // SQ8: the quantization parameters (vecext::Sq8Serialize's blob) are split
+  // over params_pages params tuples on consecutive blocks from params_start,
+  // one per page; params_pages is 0 until they exist (an index built empty
+  // trains them at its first insert).
+  BlockNumber params_start;
+  uint32 params_pages;
+  uint32 params_bytes;       // the blob's size
 };
 typedef HnswMetaPageData* HnswMetaPage;
 #define HnswPageGetMeta(page) ((HnswMetaPage)PageGetContents(page))
 
 #define HNSW_ELEMENT_TUPLE 1
 #define HNSW_NEIGHBOR_TUPLE 2
+#define HNSW_PARAMS_TUPLE 3
 
 #define HNSW_ELEMENT_DELETED 0x01  // removed by vacuum: traverse, never return, never link to
 
@@ -151,10 +165,27 @@ struct HnswElementTupleData {
   uint8 unused;
   ItemPointerData heaptid;    // the indexed heap row
   ItemPointerData neighbortid;// this element's HnswNeighborTupleData
-  float4 vec[FLEXIBLE_ARRAY_MEMBER];  // dimensions floats
+  float4 vec[FLEXIBLE_ARRAY_MEMBER];  // the element's data: HnswElementDataSize bytes
 };
 typedef HnswElementTupleData* HnswElementTuple;
-#define HNSW_ELEMENT_TUPLE_SIZE(dim) MAXALIGN(offsetof(HnswElementTupleData, vec) + sizeof(float4) * (dim))
+// Bytes of an element's data: dim floats, or SQ8's side data and codes.
+static inline Size HnswElementDataSize(int quantization, int dim) {
+  return quantization == HNSW_QUANT_SQ8 ? (Size)12 + (Size)dim : sizeof(float4) * (Size)dim;
+}
+#define HNSW_ELEMENT_TUPLE_SIZE_Q(quant, dim) MAXALIGN(offsetof(HnswElementTupleData, vec) + HnswElementDataSize(quant, dim))
+#define HNSW_ELEMENT_TUPLE_SIZE(dim) HNSW_ELEMENT_TUPLE_SIZE_Q(HNSW_QUANT_NONE, dim)
+
+// One page's share of the SQ8 parameter blob (the only item on its page,
+// sized to fill it, so that no element ever goes there).
+struct HnswParamsTupleData {
+  uint8 type;                 // HNSW_PARAMS_TUPLE
+  uint8 unused[3];
+  uint32 chunk;               // 0..params_pages-1
+  uint32 bytes;               // blob bytes in this chunk
+  uint32 unused2;
+  char data[FLEXIBLE_ARRAY_MEMBER];
+};
+typedef HnswParamsTupleData* HnswParamsTuple;
 
 struct HnswNeighborTupleData {
   uint8 type;                 // HNSW_NEIGHBOR_TUPLE
@@ -186,6 +217,7 @@ struct HnswOptions {
   int32 vl_len_;
   int m;
   int ef_construction;
+  int quantization;  // HNSW_QUANT_*
 };
 
 // GUCs (src/pg/hnsw.cpp).
@@ -193,6 +225,7 @@ extern int hnsw_ef_search;
 extern int hnsw_iterative_scan;  // HNSW_ITERATIVE_SCAN_*
 extern int hnsw_max_scan_tuples;
 extern bool hnsw_elide_orderby_values;
+extern bool hnsw_quantized_search;
 #define HNSW_ITERATIVE_SCAN_OFF 0
 #define HNSW_ITERATIVE_SCAN_STRICT 1
 #define HNSW_ITERATIVE_SCAN_RELAXED 2
@@ -200,6 +233,7 @@ extern bool hnsw_elide_orderby_values;
 // ---- src/pg/hnsw_utils.cpp -------------------------------------------------
 int HnswGetM(Relation index);
 int HnswGetEfConstruction(Relation index);
+int HnswGetQuantization(Relation index);  // from the reloptions (the metapage is authoritative once built)
 // The metric of the index's opclass, derived from its distance support proc.
 int HnswGetMetric(Relation index);
 void HnswInitPage(Page page, uint16 flags);
@@ -219,6 +253,12 @@ Vector* HnswPrepareValue(Relation index, Datum value, int dimensions);
 // index (used by aminsert and by the build's on-disk fallback).
 void HnswInsertElement(Relation index, Relation heap, const float* vec, int dim, ItemPointer heaptid,
                        bool building);
+
+// Writes an SQ8 parameter blob (vecext::Sq8Serialize) into new pages at the
+// end of the index and points the metapage at them.
+void HnswWriteSq8Params(Relation index, const unsigned char* blob, Size bytes, bool building);
+// How many pages HnswWriteSq8Params uses for a blob of `bytes`.
+uint32 HnswSq8ParamsPages(Size bytes);
 
 // Gives each live element ids[0..n) (packed element TIDs) a level-0 in-link
 // from an element near it (vacuum: elements it found unreachable). Takes

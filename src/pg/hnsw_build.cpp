@@ -44,7 +44,9 @@ extern "C" {
 #include "core/hnsw_build.h"
 #include "core/index_distance.h"
 #include "pg/guard.h"
+#include "core/sq8.h"
 #include "pg/hnsw.h"
+#include "pg/hnsw_store.h"
 #include "pg/hnsw_internal.h"
 #include "pg/vector.h"
 
@@ -80,6 +82,7 @@ struct HnswBuildState {
   int m;
   int ef_construction;
   int metric;             // vecext::Metric
+  int quantization;       // HNSW_QUANT_*
   int threads;
   Size budget;            // bytes of maintenance_work_mem
   HnswBuilderOwner* owner;
@@ -199,6 +202,7 @@ struct HnswPageWriter {
   bool dry;               // assign TIDs only
   BlockNumber blkno;      // current page (0: none yet; block 0 is the metapage)
   BlockNumber last;       // the last element page (known after the dry run)
+  BlockNumber base;       // blocks up to this one are not the writer's (metapage, SQ8 parameters)
   Size free;              // free bytes on the current page
   OffsetNumber next;      // next offset on the current page
   Page page;              // the page image (real run)
@@ -206,7 +210,7 @@ struct HnswPageWriter {
 
 // Writes the current page image as the next block of the index.
 static void HnswWriterFlush(HnswPageWriter* w) {
-  if (w->dry || w->blkno == 0) return;
+  if (w->dry || w->blkno <= w->base) return;
   HnswPageGetOpaque(w->page)->next = w->blkno < w->last ? w->blkno + 1 : InvalidBlockNumber;
   Buffer buf = ReadBufferExtended(w->index, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
   if (BufferGetBlockNumber(buf) != w->blkno)
@@ -241,7 +245,7 @@ static void HnswWriterAdd(HnswPageWriter* w, const void* item, Size size, ItemPo
 }
 
 static bool HnswWriterHasRoom(HnswPageWriter* w, Size size, int items) {
-  return w->blkno != 0 && w->free >= size + (Size)items * sizeof(ItemIdData);
+  return w->blkno > w->base && w->free >= size + (Size)items * sizeof(ItemIdData);
 }
 
 // The dry run's part for one element: its neighbour tuple, then its element
@@ -294,7 +298,7 @@ static void HnswFillMetaPage(HnswBuildState* bs, Page page, ItemPointer entry, i
   meta->m = (uint16)bs->m;
   meta->ef_construction = (uint16)bs->ef_construction;
   meta->metric = (uint8)bs->metric;
-  meta->quantization = 0;
+  meta->quantization = (uint8)bs->quantization;
   meta->entry_level = (int16)entry_level;
   if (entry != NULL) {
     meta->entry = *entry;
@@ -316,14 +320,39 @@ static void HnswWritePages(HnswBuildState* bs) {
   const int64 progress_values[] = {HNSW_PHASE_WRITE, (int64)n, 0};
   pgstat_progress_update_multi_param(3, progress_index, progress_values);
 
+  // SQ8: the parameters, trained on every row of the graph (so none clamps),
+  // go on the pages right after the metapage.
+  unsigned char* blob = NULL;
+  Size blob_bytes = 0;
+  BlockNumber params_pages = 0;
+  if (n > 0 && bs->quantization == HNSW_QUANT_SQ8) {
+    float* lo = (float*)palloc(sizeof(float) * (Size)dim);
+    float* scale = (float*)palloc(sizeof(float) * (Size)dim);
+    vecext::Sq8Trainer t;
+    HnswBuildCheck(bs, vecext::Sq8TrainerInit(&t, (uint32_t)dim, (vecext::Metric)bs->metric, lo, scale),
+                   "training SQ8");
+    for (size_t i = 0; i < n; i++) (void)vecext::Sq8TrainerAdd(&t, b->Vector(i));  // rows were validated
+    HnswBuildCheck(bs, vecext::Sq8TrainerFinish(&t), "training SQ8");
+    vecext::Sq8Params p;
+    p.dim = (uint32_t)dim;
+    p.lo = lo;
+    p.scale = scale;
+    blob_bytes = vecext::Sq8SerializedBytes((uint32_t)dim);
+    blob = (unsigned char*)palloc(blob_bytes);
+    HnswBuildCheck(bs, vecext::Sq8Serialize(p, blob, blob_bytes), "storing SQ8");
+    params_pages = HnswSq8ParamsPages(blob_bytes);
+  }
+
   HnswPageWriter w;
   memset(&w, 0, sizeof(w));
   w.index = bs->index;
   w.dry = true;
+  w.blkno = params_pages;  // element pages start after the parameter pages
+  w.base = params_pages;
   ItemPointerData* etids = NULL;
+  const Size esize = HNSW_ELEMENT_TUPLE_SIZE_Q(bs->quantization, dim);
   if (n > 0) {
     etids = (ItemPointerData*)MemoryContextAllocHuge(bs->build_ctx, sizeof(ItemPointerData) * n);
-    const Size esize = HNSW_ELEMENT_TUPLE_SIZE(dim);
     for (size_t i = 0; i < n; i++) {
       ItemPointerData ntid;
       HnswWriterPlace(&w, esize, HNSW_NEIGHBOR_TUPLE_SIZE(HnswNeighborSlots(b->Level(i), m)), &etids[i], &ntid);
@@ -349,9 +378,13 @@ static void HnswWritePages(HnswBuildState* bs) {
     pfree(page);
     return;
   }
+  HnswStore store;
+  if (blob != NULL) HnswWriteSq8Params(bs->index, blob, blob_bytes, true);
+  HnswStoreInit(&store, bs->index, dim, m, bs->metric, bs->quantization, CurrentMemoryContext, 0);
+  if (bs->quantization == HNSW_QUANT_SQ8 && store.sq8.dim != (uint32)dim)
+    elog(ERROR, "hnsw build of \"%s\": the SQ8 parameters were not written", RelationGetRelationName(bs->index));
 
   // The element pages.
-  const Size esize = HNSW_ELEMENT_TUPLE_SIZE(dim);
   const int max_level = HnswMaxLevelForM(m);
   HnswElementTuple etup = (HnswElementTuple)palloc0(esize);
   HnswNeighborTuple ntup = (HnswNeighborTuple)palloc0(HNSW_NEIGHBOR_TUPLE_SIZE(HnswNeighborSlots(max_level, m)));
@@ -361,6 +394,8 @@ static void HnswWritePages(HnswBuildState* bs) {
   w.dry = false;
   w.last = last;
   w.page = page;
+  w.blkno = params_pages;
+  w.base = params_pages;
   for (size_t i = 0; i < n; i++) {
     const int level = b->Level(i);
     const int slots = HnswNeighborSlots(level, m);
@@ -380,7 +415,7 @@ static void HnswWritePages(HnswBuildState* bs) {
     etup->level = (uint8)level;
     etup->flags = 0;
     HnswUnpackTid(b->Payload(i), &etup->heaptid);
-    memcpy(etup->vec, b->Vector(i), sizeof(float4) * (Size)dim);
+    HnswStoreEncode(&store, b->Vector(i), etup->vec);
     HnswWriterWrite(&w, etup, esize, ntup, nsize, &etids[i]);
     if ((i & 1023) == 1023) {
       CHECK_FOR_INTERRUPTS();
@@ -469,6 +504,7 @@ static IndexBuildResult* HnswBuildImpl(Relation heap, Relation index, IndexInfo*
   bs->m = HnswGetM(index);
   bs->ef_construction = HnswGetEfConstruction(index);
   bs->metric = HnswGetMetric(index);
+  bs->quantization = HnswGetQuantization(index);
   bs->threads = Min(max_parallel_maintenance_workers + 1, HNSW_BUILD_MAX_THREADS);
   bs->budget = (Size)maintenance_work_mem * 1024;
   bs->build_ctx = AllocSetContextCreate(CurrentMemoryContext, "hnsw build", ALLOCSET_DEFAULT_SIZES);
@@ -512,6 +548,7 @@ static void HnswBuildEmptyImpl(Relation index) {
   bs.m = HnswGetM(index);
   bs.ef_construction = HnswGetEfConstruction(index);
   bs.metric = HnswGetMetric(index);
+  bs.quantization = HnswGetQuantization(index);
   Page page = (Page)palloc(BLCKSZ);
   HnswFillMetaPage(&bs, page, NULL, -1, InvalidBlockNumber);
   PageSetChecksumInplace(page, HNSW_METAPAGE_BLKNO);

@@ -248,8 +248,8 @@ struct HnswDropped {
 // links to target. A full list is handled per `mode`; a level-0 link that a
 // pruning drops is added to *dropped (it may have been that element's last
 // in-link).
-static bool HnswAddBackLink(HnswInsertState* st, const ItemPointerData* ntid, const float* e_vec, float distance,
-                            ElementId target, const float* target_vec, int lc, HnswBackLinkMode mode,
+static bool HnswAddBackLink(HnswInsertState* st, const ItemPointerData* ntid, const void* e_vec, float distance,
+                            ElementId target, const void* target_vec, int lc, HnswBackLinkMode mode,
                             HnswDropped* dropped) {
   const int m = st->m;
   const int start = HnswLevelStart(lc, m);
@@ -299,25 +299,28 @@ static bool HnswAddBackLink(HnswInsertState* st, const ItemPointerData* ntid, co
     ElementId ids[vecext::hnsw::kMaxLinks];
     int n = 0;
     for (int i = 0; i < slots; i++) ids[n++] = HnswPackTid(&snapshot[i]);
-    float* vecs = (float*)palloc(sizeof(float) * (Size)st->dim * (Size)(n + 1));
+    const Size ds = st->store.data_size;
+    char* vecs = (char*)palloc(ds * (Size)(n + 1));
     HnswElementInfo* info = (HnswElementInfo*)palloc(sizeof(HnswElementInfo) * (Size)n);
     HnswStoreLoadElements(&st->store, ids, n, vecs, info);
     Candidate cands[vecext::hnsw::kMaxLinks + 1];
-    const float* cand_vecs[vecext::hnsw::kMaxLinks + 1];
+    const char* cand_vecs[vecext::hnsw::kMaxLinks + 1];
     int nc = 0;
     for (int i = 0; i < n; i++) {
       if (!info[i].valid || info[i].deleted || info[i].level < lc) continue;  // dropped from the list
-      const float* v = vecs + (Size)i * (Size)st->dim;
-      cands[nc] = Candidate{st->distance(e_vec, v, (std::size_t)st->dim), ids[i], (uint64)i};
+      const char* v = vecs + (Size)i * ds;
+      cands[nc] = Candidate{HnswStoreDataDistance(&st->store, e_vec, v), ids[i], (uint64)i};
       nc++;
     }
     cands[nc++] = Candidate{distance, target, (uint64)n};
-    memcpy(vecs + (Size)n * (Size)st->dim, target_vec, sizeof(float) * (Size)st->dim);
+    memcpy(vecs + (Size)n * ds, target_vec, ds);
     std::sort(cands, cands + nc, vecext::hnsw::Closer);
-    for (int i = 0; i < nc; i++) cand_vecs[i] = vecs + (Size)cands[i].aux * (Size)st->dim;
+    for (int i = 0; i < nc; i++) cand_vecs[i] = vecs + (Size)cands[i].aux * ds;
     int chosen[vecext::hnsw::kMaxLinks + 1];
-    const int nselected =
-        vecext::hnsw::SelectNeighbors(cands, cand_vecs, nc, slots, (std::size_t)st->dim, st->distance, false, chosen);
+    const HnswStore* store = &st->store;
+    const int nselected = vecext::hnsw::SelectNeighborsBy(
+        cands, nc, slots, [&](int i, int j) { return HnswStoreDataDistance(store, cand_vecs[i], cand_vecs[j]); },
+        false, chosen);
     int nchosen = nselected;
     bool keeps_target = false;
     for (int i = 0; i < nchosen; i++) keeps_target = keeps_target || cands[chosen[i]].id == target;
@@ -419,12 +422,12 @@ static void HnswRelink(HnswInsertState* st, ElementId x, const ItemPointerData* 
 // when none has, and depth allows, the nearest takes x in place of its
 // heuristic's last pick (the element that drops is relinked in turn).
 // Returns whether x got an in-link. The store's query is x's vector meanwhile.
-static bool HnswRelinkBySearch(HnswInsertState* st, ElementId x, const float* xvec, int depth) {
+static bool HnswRelinkBySearch(HnswInsertState* st, ElementId x, const float* xquery, const void* xvec, int depth) {
   HnswMetaPageData meta;
   HnswReadMeta(st->index, &meta);
   if (meta.entry_level < 0 || !ItemPointerIsValid(&meta.entry)) return false;
   const float* saved_query = st->store.query;
-  HnswStoreSetQuery(&st->store, xvec);
+  HnswStoreSetQuery(&st->store, xquery);
   const int ef = Max((int)meta.ef_construction, 1);
   vecext::hnsw::Allocator alloc{HnswInsertAllocate, HnswInsertRelease, CurrentMemoryContext};
   LayerSearch ls;
@@ -435,7 +438,7 @@ static bool HnswRelinkBySearch(HnswInsertState* st, ElementId x, const float* xv
                                                 vecext::hnsw::kUnlimited, *scratch, &found_entry));
   Candidate* found = (Candidate*)palloc(sizeof(Candidate) * (Size)(ef + 1));
   const int nfound = found_entry ? (int)vecext::hnsw::TakeResults(ls, found) : 0;
-  HnswStoreSetQuery(&st->store, saved_query);
+  if (saved_query != NULL) HnswStoreSetQuery(&st->store, saved_query);
   for (int i = 0; i < nfound; i++) {
     if (found[i].id == x) continue;
     ItemPointerData ntid;
@@ -446,7 +449,7 @@ static bool HnswRelinkBySearch(HnswInsertState* st, ElementId x, const float* xv
   if (depth >= HNSW_RELINK_DEPTH) return false;
   for (int i = 0; i < nfound; i++) {
     if (found[i].id == x) continue;
-    float* yvec = (float*)palloc(sizeof(float) * (Size)st->dim);
+    void* yvec = palloc(st->store.data_size);
     HnswElementInfo yinfo;
     HnswStoreLoadElements(&st->store, &found[i].id, 1, yvec, &yinfo);
     if (!yinfo.valid || yinfo.deleted) continue;
@@ -474,33 +477,36 @@ static bool HnswRelinkBySearch(HnswInsertState* st, ElementId x, const float* xv
 // into a group of elements that nothing outside links to. Without an owner
 // (vacuum) only the search is used.
 static void HnswRelink(HnswInsertState* st, ElementId x, const ItemPointerData* owner, int depth) {
-  const int dim = st->dim;
-  float* xvec = (float*)palloc(sizeof(float) * (Size)dim);
+  const Size ds = st->store.data_size;
+  char* xvec = (char*)palloc(ds);
   HnswElementInfo xinfo;
   HnswStoreLoadElements(&st->store, &x, 1, xvec, &xinfo);
   if (!xinfo.valid || xinfo.deleted) return;
+  // x as a query: its vector, decoded under SQ8.
+  float* xquery = (float*)palloc(sizeof(float) * (Size)st->dim);
+  HnswStoreDecode(&st->store, xvec, xquery);
 
   ElementId ids[vecext::hnsw::kMaxLinks];
   int n = 0;
   if (owner != NULL) HnswCollectLinks(st, owner, x, ids, &n);
 
-  float* vecs = (float*)palloc(sizeof(float) * (Size)dim * (Size)n);
-  HnswElementInfo* info = (HnswElementInfo*)palloc(sizeof(HnswElementInfo) * (Size)n);
+  char* vecs = (char*)palloc(ds * (Size)Max(n, 1));
+  HnswElementInfo* info = (HnswElementInfo*)palloc(sizeof(HnswElementInfo) * (Size)Max(n, 1));
   HnswStoreLoadElements(&st->store, ids, n, vecs, info);
   Candidate cands[vecext::hnsw::kMaxLinks];
   int nc = 0;
   for (int i = 0; i < n; i++) {
     if (!info[i].valid || info[i].deleted) continue;
-    cands[nc++] = Candidate{st->distance(xvec, vecs + (Size)i * (Size)dim, (std::size_t)dim), ids[i], (uint64)i};
+    cands[nc++] = Candidate{HnswStoreDataDistance(&st->store, xvec, vecs + (Size)i * ds), ids[i], (uint64)i};
   }
   std::sort(cands, cands + nc, vecext::hnsw::Closer);
   for (int i = 0; i < nc; i++) {
     const int k = (int)cands[i].aux;
-    if (HnswAddBackLink(st, &info[k].neighbortid, vecs + (Size)k * (Size)dim, cands[i].distance, x, xvec, 0,
+    if (HnswAddBackLink(st, &info[k].neighbortid, vecs + (Size)k * ds, cands[i].distance, x, xvec, 0,
                         HNSW_LINK_FREE_SLOT, NULL))
       return;
   }
-  HnswRelinkBySearch(st, x, xvec, depth);
+  HnswRelinkBySearch(st, x, xquery, xvec, depth);
 }
 
 void HnswRelinkElements(Relation index, const uint64* ids, int n) {
@@ -517,9 +523,8 @@ void HnswRelinkElements(Relation index, const uint64* ids, int n) {
   st.m = meta.m;
   const int metric = HnswGetMetric(index);
   st.distance = vecext::IndexDistanceFn((vecext::Metric)metric);
-  HnswStoreInit(&st.store, index, st.dim, st.m, metric, CurrentMemoryContext, 0);
-  float* xvec = (float*)palloc(sizeof(float) * (Size)st.dim);
-  HnswStoreSetQuery(&st.store, xvec);
+  HnswStoreInit(&st.store, index, st.dim, st.m, metric, meta.quantization, CurrentMemoryContext, 0);
+  void* xvec = palloc(st.store.data_size);
   st.new_id = vecext::hnsw::kInvalidElement;
   MemoryContext per = AllocSetContextCreate(cxt, "hnsw relink element", ALLOCSET_DEFAULT_SIZES);
   for (int i = 0; i < n; i++) {
@@ -566,6 +571,83 @@ static void HnswSetDimensions(Relation index, int dim, bool building) {
   UnlockReleaseBuffer(buf);
 }
 
+// Writes the SQ8 parameter blob into new pages at the end of the index and
+// records them in the metapage (each page WAL-logged unless `building`).
+// Caller holds HNSW_UPDATE_LOCK in ExclusiveLock, or is the build.
+uint32 HnswSq8ParamsPages(Size bytes) {
+  const Size room = HNSW_PAGE_ITEM_ROOM - offsetof(HnswParamsTupleData, data);
+  return (uint32)((bytes + room - 1) / room);
+}
+
+void HnswWriteSq8Params(Relation index, const unsigned char* blob, Size bytes, bool building) {
+  const Size room = HNSW_PAGE_ITEM_ROOM - offsetof(HnswParamsTupleData, data);
+  const uint32 pages = HnswSq8ParamsPages(bytes);
+  HnswParamsTuple pt = (HnswParamsTuple)palloc0(HNSW_PAGE_ITEM_ROOM);
+  BlockNumber first = InvalidBlockNumber;
+  for (uint32 c = 0; c < pages; c++) {
+    const Size chunk = Min(room, bytes - (Size)c * room);
+    memset(pt, 0, HNSW_PAGE_ITEM_ROOM);
+    pt->type = HNSW_PARAMS_TUPLE;
+    pt->chunk = c;
+    pt->bytes = (uint32)chunk;
+    memcpy(pt->data, blob + (Size)c * room, chunk);
+    LockRelationForExtension(index, ExclusiveLock);
+    Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
+    UnlockRelationForExtension(index, ExclusiveLock);
+    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+    const BlockNumber blkno = BufferGetBlockNumber(buf);
+    if (c == 0) {
+      first = blkno;
+    } else if (blkno != first + c) {
+      elog(ERROR, "hnsw index \"%s\": SQ8 parameter pages are not consecutive", RelationGetRelationName(index));
+    }
+    HnswPageWrite w;
+    Page page = HnswBeginWrite(&w, index, buf, building, true);
+    HnswInitPage(page, HNSW_PAGE_ELEMENT);
+    if (PageAddItem(page, (Item)pt, HNSW_PAGE_ITEM_ROOM, InvalidOffsetNumber, false, false) != FirstOffsetNumber)
+      elog(ERROR, "hnsw index \"%s\": could not add an SQ8 parameter tuple", RelationGetRelationName(index));
+    HnswFinishWrite(&w);
+    UnlockReleaseBuffer(buf);
+  }
+  Buffer buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
+  LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+  HnswPageWrite w;
+  Page page = HnswBeginWrite(&w, index, buf, building, false);
+  HnswMetaPage meta = HnswPageGetMeta(page);
+  meta->params_start = first;
+  meta->params_pages = pages;
+  meta->params_bytes = (uint32)bytes;
+  HnswFinishWrite(&w);
+  UnlockReleaseBuffer(buf);
+  HnswForgetSq8Params(index);
+  pfree(pt);
+}
+
+// SQ8 parameters from a single vector (the first row of an SQ8 index built
+// empty): every dimension gets the range [-1, 1] under cosine (normalized
+// coordinates never leave it), else [-2r, 2r] with r the vector's largest
+// magnitude; values outside clamp. REINDEX after loading trains on the data.
+static void HnswTrainFromOneVector(Relation index, const float* vec, int dim, bool building) {
+  const vecext::Metric metric = (vecext::Metric)HnswGetMetric(index);
+  float r = 0.0f;
+  for (int i = 0; i < dim; i++) r = Max(r, std::fabs(vec[i]));
+  r = vecext::IndexNormalizes(metric) ? 1.0f : Max(2.0f * r, 1e-6f);
+  float* lo = (float*)palloc(sizeof(float) * (Size)dim);
+  float* scale = (float*)palloc(sizeof(float) * (Size)dim);
+  for (int i = 0; i < dim; i++) {
+    lo[i] = -r;
+    scale[i] = 2.0f * r / 255.0f;
+  }
+  vecext::Sq8Params p;
+  p.dim = (uint32_t)dim;
+  p.lo = lo;
+  p.scale = scale;
+  const Size bytes = vecext::Sq8SerializedBytes((uint32_t)dim);
+  unsigned char* blob = (unsigned char*)palloc(bytes);
+  HnswCheckStatus(vecext::Sq8Serialize(p, blob, bytes));
+  HnswWriteSq8Params(index, blob, bytes, building);
+}
+
 // The body of HnswInsertElement, in the caller's temporary memory context.
 static void HnswInsertElementImpl(Relation index, const float* vec, int dim, ItemPointer heaptid, bool building) {
   LOCKMODE lockmode = ShareLock;
@@ -575,7 +657,8 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
   HnswReadMeta(index, &meta);
   const int m = meta.m;
   const int level = HnswRandomLevel(m, heaptid);
-  if (!building && (level > meta.entry_level || meta.dimensions == 0)) {
+  const bool untrained = meta.quantization == HNSW_QUANT_SQ8 && meta.params_pages == 0;
+  if (!building && (level > meta.entry_level || meta.dimensions == 0 || untrained)) {
     UnlockPage(index, HNSW_UPDATE_LOCK, lockmode);
     lockmode = ExclusiveLock;
     LockPage(index, HNSW_UPDATE_LOCK, lockmode);
@@ -588,9 +671,27 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
   }
   if ((int)meta.dimensions != dim)
     ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("expected %u dimensions, not %d", meta.dimensions, dim)));
+  if (meta.quantization == HNSW_QUANT_SQ8 && meta.params_pages == 0) {
+    // An SQ8 index built empty: this row sets the parameters.
+    HnswTrainFromOneVector(index, vec, dim, building);
+    HnswReadMeta(index, &meta);
+  }
+
+  HnswInsertState st;
+  st.index = index;
+  st.building = building;
+  st.dim = dim;
+  st.m = m;
+  const int metric = HnswGetMetric(index);
+  st.distance = vecext::IndexDistanceFn((vecext::Metric)metric);
+  HnswStoreInit(&st.store, index, dim, m, metric, meta.quantization, CurrentMemoryContext, 0);
+  if (meta.quantization == HNSW_QUANT_SQ8 && st.store.sq8.dim != (uint32)dim)
+    HnswReportCorruption(index, HNSW_METAPAGE_BLKNO, "the SQ8 parameters are missing");
+  HnswStoreSetQuery(&st.store, vec);
+  st.new_id = 0;
 
   // The new tuples, built before any buffer is locked.
-  const Size esize = HNSW_ELEMENT_TUPLE_SIZE(dim);
+  const Size esize = HNSW_ELEMENT_TUPLE_SIZE_Q(meta.quantization, dim);
   const int nslots = HnswNeighborSlots(level, m);
   const Size nsize = HNSW_NEIGHBOR_TUPLE_SIZE(nslots);
   if (esize > HNSW_PAGE_ITEM_ROOM || nsize > HNSW_PAGE_ITEM_ROOM)
@@ -601,7 +702,8 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
   etup->level = (uint8)level;
   etup->heaptid = *heaptid;
   ItemPointerSetInvalid(&etup->neighbortid);
-  memcpy(etup->vec, vec, sizeof(float) * (Size)dim);
+  HnswStoreEncode(&st.store, vec, etup->vec);
+  const void* newdata = etup->vec;
   HnswNeighborTuple ntup = (HnswNeighborTuple)palloc0(nsize);
   ntup->type = HNSW_NEIGHBOR_TUPLE;
   ntup->level = (uint8)level;
@@ -616,17 +718,6 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
     if (!building) UnlockPage(index, HNSW_UPDATE_LOCK, lockmode);
     return;
   }
-
-  HnswInsertState st;
-  st.index = index;
-  st.building = building;
-  st.dim = dim;
-  st.m = m;
-  const int metric = HnswGetMetric(index);
-  st.distance = vecext::IndexDistanceFn((vecext::Metric)metric);
-  HnswStoreInit(&st.store, index, dim, m, metric, CurrentMemoryContext, 0);
-  HnswStoreSetQuery(&st.store, vec);
-  st.new_id = 0;
 
   const int ef = Max((int)meta.ef_construction, 1);
   vecext::hnsw::Allocator alloc{HnswInsertAllocate, HnswInsertRelease, CurrentMemoryContext};
@@ -648,12 +739,13 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
   seeds[0] = ep;
   bool seeds_returnable = (ep_flags & vecext::hnsw::kScoreReturnable) != 0;
   Candidate** chosen = (Candidate**)palloc0(sizeof(Candidate*) * (Size)(top + 1));
-  float** chosen_vecs = (float**)palloc0(sizeof(float*) * (Size)(top + 1));
+  const Size ds = st.store.data_size;
+  char** chosen_vecs = (char**)palloc0(sizeof(char*) * (Size)(top + 1));
   int* nchosen = (int*)palloc0(sizeof(int) * (Size)(top + 1));
-  float* vecs = (float*)palloc(sizeof(float) * (Size)dim * (Size)(ef + 1));
+  char* vecs = (char*)palloc(ds * (Size)(ef + 1));
   HnswElementInfo* info = (HnswElementInfo*)palloc(sizeof(HnswElementInfo) * (Size)(ef + 1));
   ElementId* ids = (ElementId*)palloc(sizeof(ElementId) * (Size)(ef + 1));
-  const float** vec_ptrs = (const float**)palloc(sizeof(float*) * (Size)(ef + 1));
+  const char** vec_ptrs = (const char**)palloc(sizeof(char*) * (Size)(ef + 1));
   int picks[vecext::hnsw::kMaxLinks];
   for (int lc = top; lc >= 0; lc--) {
     ls.Reset();
@@ -668,19 +760,21 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
     for (int i = 0; i < nfound; i++) {
       if (!info[i].valid) continue;  // vanished between scoring and loading
       found[nvalid] = found[i];
-      vec_ptrs[nvalid] = vecs + (Size)i * (Size)dim;
+      vec_ptrs[nvalid] = vecs + (Size)i * ds;
       nvalid++;
     }
     const int lm = HnswLevelSlots(lc, m);
-    const int n = vecext::hnsw::SelectNeighbors(found, vec_ptrs, nvalid, lm, (std::size_t)dim, st.distance, false,
-                                                picks);
+    const HnswStore* store = &st.store;
+    const int n = vecext::hnsw::SelectNeighborsBy(
+        found, nvalid, lm, [&](int i, int j) { return HnswStoreDataDistance(store, vec_ptrs[i], vec_ptrs[j]); },
+        false, picks);
     chosen[lc] = (Candidate*)palloc(sizeof(Candidate) * (Size)Max(n, 1));
-    chosen_vecs[lc] = (float*)palloc(sizeof(float) * (Size)dim * (Size)Max(n, 1));
+    chosen_vecs[lc] = (char*)palloc(ds * (Size)Max(n, 1));
     nchosen[lc] = n;
     const int start = HnswLevelStart(lc, m);
     for (int i = 0; i < n; i++) {
       chosen[lc][i] = found[picks[i]];
-      memcpy(chosen_vecs[lc] + (Size)i * (Size)dim, vec_ptrs[picks[i]], sizeof(float) * (Size)dim);
+      memcpy(chosen_vecs[lc] + (Size)i * ds, vec_ptrs[picks[i]], ds);
       HnswUnpackTid(found[picks[i]].id, &ntup->ids[start + i]);
     }
     memcpy(seeds, found, sizeof(Candidate) * (Size)nvalid);
@@ -697,8 +791,8 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
     for (int i = 0; i < nchosen[lc]; i++) {
       ItemPointerData ntid;
       HnswStoreNeighborTid(&st.store, chosen[lc][i], &ntid);
-      linked |= HnswAddBackLink(&st, &ntid, chosen_vecs[lc] + (Size)i * (Size)dim, chosen[lc][i].distance, st.new_id,
-                                vec, lc, HNSW_LINK_HEURISTIC, dropped);
+      linked |= HnswAddBackLink(&st, &ntid, chosen_vecs[lc] + (Size)i * ds, chosen[lc][i].distance, st.new_id,
+                                newdata, lc, HNSW_LINK_HEURISTIC, dropped);
     }
     // Every element needs an in-link on level 0, or no scan returns its row:
     // when every neighbour's heuristic dropped it, the nearest one that still
@@ -706,8 +800,8 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
     for (int i = 0; lc == 0 && !linked && i < nchosen[lc]; i++) {
       ItemPointerData ntid;
       HnswStoreNeighborTid(&st.store, chosen[lc][i], &ntid);
-      linked = HnswAddBackLink(&st, &ntid, chosen_vecs[lc] + (Size)i * (Size)dim, chosen[lc][i].distance, st.new_id,
-                               vec, lc, HNSW_LINK_FORCE, dropped);
+      linked = HnswAddBackLink(&st, &ntid, chosen_vecs[lc] + (Size)i * ds, chosen[lc][i].distance, st.new_id,
+                               newdata, lc, HNSW_LINK_FORCE, dropped);
     }
   }
   // Links the back-links pushed out of full level-0 lists may have been the

@@ -151,7 +151,8 @@ static bool ReadElementNow(InspectState* st, const ItemPointerData* tid, int min
   Page page = BufferGetPage(buf);
   bool ok = false;
   if (HnswPageProblem(page, blkno) == NULL) {
-    HnswElementTuple etup = HnswPageGetElement(page, ItemPointerGetOffsetNumberNoCheck(tid), (int)st->meta.dimensions);
+    HnswElementTuple etup = HnswPageGetElementSized(page, ItemPointerGetOffsetNumberNoCheck(tid),
+                                                     HNSW_ELEMENT_TUPLE_SIZE_Q(st->meta.quantization, (int)st->meta.dimensions));
     if (etup != NULL && etup->level >= min_level) {
       memset(out, 0, sizeof(*out));
       out->id = HnswPackTid(tid);
@@ -224,6 +225,7 @@ static void LoadIndex(InspectState* st) {
   st->meta_ok = true;
   int dim = (int)st->meta.dimensions;
   int m = st->meta.m;
+  int quant = st->meta.quantization;
 
   for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < st->nblocks; blkno++) {
     CHECK_FOR_INTERRUPTS();
@@ -244,11 +246,11 @@ static void LoadIndex(InspectState* st) {
       InspectItem entry;
       memset(&entry, 0, sizeof(entry));
       if (type == HNSW_ELEMENT_TUPLE) {
-        HnswElementTuple etup = HnswPageGetElement(page, off, dim);
+        HnswElementTuple etup = HnswPageGetElementSized(page, off, HNSW_ELEMENT_TUPLE_SIZE_Q(quant, dim));
         if (etup == NULL) {
           Problem(st, "block %u offset %u: invalid element tuple (level %u, length %u, expected %zu)", blkno, off,
                   (unsigned)((HnswElementTuple)item)->level, ItemIdGetLength(PageGetItemId(page, off)),
-                  (size_t)HNSW_ELEMENT_TUPLE_SIZE(dim));
+                  (size_t)HNSW_ELEMENT_TUPLE_SIZE_Q(quant, dim));
           continue;
         }
         entry.kind = HNSW_ELEMENT_TUPLE;
@@ -259,7 +261,8 @@ static void LoadIndex(InspectState* st) {
         bool deleted = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
         if (!ItemPointerIsValid(&etup->heaptid))
           Problem(st, "block %u offset %u: element has an invalid heap TID", blkno, off);
-        if (!deleted && !VectorIsFinite(etup->vec, dim))
+        // Floats: the vector; SQ8: the side data (codes are always valid).
+        if (!deleted && !VectorIsFinite(etup->vec, quant == HNSW_QUANT_SQ8 ? 3 : dim))
           Problem(st, "block %u offset %u: element vector has a non-finite value", blkno, off);
         if (etup->level > HnswMaxLevelForM(m))
           Problem(st, "block %u offset %u: element level %u exceeds the maximum %d for m = %d", blkno, off,
@@ -287,6 +290,10 @@ static void LoadIndex(InspectState* st) {
           continue;
         }
         entry.level = ntup->level;
+      } else if (type == HNSW_PARAMS_TUPLE && quant == HNSW_QUANT_SQ8 && st->meta.params_pages > 0 &&
+                 blkno >= st->meta.params_start && blkno < st->meta.params_start + st->meta.params_pages &&
+                 off == FirstOffsetNumber) {
+        continue;  // SQ8 parameters (read and checked by HnswGetSq8Params)
       } else {
         Problem(st, "block %u offset %u: unknown tuple type %u", blkno, off, (unsigned)type);
         continue;
@@ -391,7 +398,7 @@ static void CheckLinks(InspectState* st, int64* degree_sum, int* degree_min, int
     if (PageIsNew(page) || HnswPageProblem(page, blkno) != NULL) continue;
     OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
     for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
-      HnswElementTuple etup = HnswPageGetElement(page, off, (int)st->meta.dimensions);
+      HnswElementTuple etup = HnswPageGetElementSized(page, off, HNSW_ELEMENT_TUPLE_SIZE_Q(st->meta.quantization, (int)st->meta.dimensions));
       if (etup == NULL) continue;
       bool deleted = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
       // The element's neighbour tuple (possibly on another page): find it via the item map.

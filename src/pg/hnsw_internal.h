@@ -29,8 +29,9 @@ const char* HnswMetaProblem(Page page);
 
 // The element tuple at `off`, or NULL unless it is a normal item that lies
 // inside the page, is MAXALIGNed, has the element type byte, a level
-// <= HNSW_MAX_LEVEL and the size of a `dimensions`-float element.
-HnswElementTuple HnswPageGetElement(Page page, OffsetNumber off, int dimensions);
+// <= HNSW_MAX_LEVEL and at least `element_size` bytes
+// (HNSW_ELEMENT_TUPLE_SIZE_Q of the index's quantization and dimensions).
+HnswElementTuple HnswPageGetElementSized(Page page, OffsetNumber off, Size element_size);
 
 // The neighbour tuple at `off`, or NULL unless it is a normal item inside
 // the page, MAXALIGNed, with the neighbour type byte, a level

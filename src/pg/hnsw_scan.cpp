@@ -277,11 +277,19 @@ struct HnswScanOpaqueData {
   HnswStore store;
   LayerSearch search;
   SearchScratch* scratch;
-  Candidate* batch;         // current batch, ascending
+  Candidate* batch;         // current batch, ascending (SQ8: by lower bound)
   size_t batch_len;
   size_t batch_pos;
   bool returned_any;
   float last_distance;      // of the last row returned (strict_order)
+  // SQ8: rows are re-ranked by the executor (xs_recheckorderby) from lower
+  // bounds of their SQL distances; batch_lb[i] is batch[i]'s bound.
+  bool sq8;
+  double* batch_lb;
+  char* batch_data;         // scratch: the batch's element data
+  HnswElementInfo* batch_info;
+  double last_lb;           // of the last row returned (strict_order)
+  double bound_sql;         // the distance cut-off in SQL units (bounded)
 };
 typedef HnswScanOpaqueData* HnswScanOpaque;
 
@@ -312,7 +320,42 @@ static void HnswEvaluateBound(HnswScanOpaque so) {
   index_bound += 1e-4 * std::fabs(index_bound) + 1e-6;
   if (index_bound >= (double)std::numeric_limits<float>::max()) return;
   so->bounded = true;
+  so->bound_sql = sql;
   so->bound_index = (float)index_bound;
+}
+
+// SQ8: the lower bound of each batch row's SQL distance (its element's
+// error norms bound how far the code distance may be off), and the batch
+// sorted by it, so that the bounds a scan returns ascend within a batch.
+static void HnswPrepareBatch(HnswScanOpaque so) {
+  if (!so->sq8 || so->batch_len == 0) return;
+  const size_t n = so->batch_len;
+  vecext::hnsw::ElementId ids[HNSW_MAX_EF_SEARCH + 1];
+  for (size_t i = 0; i < n; i++) ids[i] = so->batch[i].id;
+  HnswStoreLoadElements(&so->store, ids, (int)n, so->batch_data, so->batch_info);
+  size_t kept = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!so->batch_info[i].valid) continue;  // vanished since it was scored
+    vecext::Sq8ElementInfo info;
+    memcpy(&info, so->batch_data + i * so->store.data_size, sizeof(info));
+    so->batch_lb[kept] = vecext::Sq8Bounds(so->store.sq8_query, so->batch[i].distance, info).lower;
+    so->batch[kept] = so->batch[i];
+    kept++;
+  }
+  so->batch_len = kept;
+  // Insertion sort by bound (n <= ef_search + 1; the order is nearly right).
+  for (size_t i = 1; i < kept; i++) {
+    const double lb = so->batch_lb[i];
+    const Candidate c = so->batch[i];
+    size_t j = i;
+    while (j > 0 && so->batch_lb[j - 1] > lb) {
+      so->batch_lb[j] = so->batch_lb[j - 1];
+      so->batch[j] = so->batch[j - 1];
+      j--;
+    }
+    so->batch_lb[j] = lb;
+    so->batch[j] = c;
+  }
 }
 
 // Runs the first batch: meta, descent, level-0 search.
@@ -333,9 +376,25 @@ static void HnswStartSearch(IndexScanDesc scan) {
     return;
   }
 
+  so->sq8 = meta.quantization == HNSW_QUANT_SQ8;
+  if (so->sq8 && !hnsw_quantized_search)
+    ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                    errmsg("hnsw index \"%s\" stores SQ8 codes only", RelationGetRelationName(index)),
+                    errdetail("hnsw.quantized_search = off needs full-precision vectors in the index; an SQ8 index "
+                              "re-ranks its candidates from the table instead."),
+                    errhint("SET hnsw.quantized_search = on, or compare with an index built with quantization = "
+                            "'none'.")));
   MemoryContext old = MemoryContextSwitchTo(so->cxt);
-  HnswStoreInit(&so->store, index, so->query_dim, meta.m, so->metric, so->cxt, HNSW_SCAN_LINK_CACHE_BYTES);
+  HnswStoreInit(&so->store, index, so->query_dim, meta.m, so->metric, meta.quantization, so->cxt,
+                HNSW_SCAN_LINK_CACHE_BYTES);
+  if (so->sq8 && so->store.sq8.dim != (uint32)so->query_dim)
+    HnswReportCorruption(index, HNSW_METAPAGE_BLKNO, "the SQ8 parameters are missing");
   HnswStoreSetQuery(&so->store, so->query);
+  if (so->sq8) {
+    so->batch_lb = (double*)palloc(sizeof(double) * (size_t)(so->ef + 1));
+    so->batch_data = (char*)palloc(so->store.data_size * (size_t)(so->ef + 1));
+    so->batch_info = (HnswElementInfo*)palloc(sizeof(HnswElementInfo) * (size_t)(so->ef + 1));
+  }
   vecext::hnsw::Allocator alloc{HnswPallocAllocate, HnswPallocRelease, so->cxt};
   HnswCheckStatus(so->search.Init(alloc, (size_t)so->ef, so->iterative != HNSW_ITERATIVE_SCAN_OFF));
   so->scratch = (SearchScratch*)palloc(sizeof(SearchScratch));
@@ -362,14 +421,16 @@ static void HnswStartSearch(IndexScanDesc scan) {
   }
   so->batch_len = vecext::hnsw::TakeResults(so->search, so->batch);
   so->batch_pos = 0;
+  HnswPrepareBatch(so);
 }
 
 // Searches the next batch of an iterative scan. Returns false at the end.
 static bool HnswNextBatch(HnswScanOpaque so) {
   LayerSearch& s = so->search;
   if (so->iterative == HNSW_ITERATIVE_SCAN_OFF || s.scored >= so->max_scored) return false;
-  if (so->bounded) {
+  if (so->bounded && !so->sq8) {
     // Nothing pending below the bound: no later batch can return a row.
+    // (Under SQ8 the pending distances are approximate: no early end.)
     float lowest = std::numeric_limits<float>::infinity();
     if (s.discarded.size > 0) lowest = Min(lowest, s.discarded.Top().distance);
     if (s.evicted.size > 0) lowest = Min(lowest, s.evicted.Top().distance);
@@ -382,6 +443,7 @@ static bool HnswNextBatch(HnswScanOpaque so) {
   HnswCheckStatus(vecext::hnsw::SearchLayer(so->store, s, 0, so->max_scored, *so->scratch));
   so->batch_len = vecext::hnsw::TakeResults(s, so->batch);
   so->batch_pos = 0;
+  HnswPrepareBatch(so);
   return true;
 }
 
@@ -393,6 +455,10 @@ static IndexScanDesc HnswBeginScanImpl(Relation index, int nkeys, int norderbys)
   so->metric = HnswGetMetric(index);
   so->done = true;
   scan->opaque = so;
+  // ORDER BY values (SQ8 scans hand the executor lower bounds to re-check).
+  scan->xs_orderbyvals = (Datum*)palloc0(sizeof(Datum) * (Size)Max(norderbys, 1));
+  scan->xs_orderbynulls = (bool*)palloc(sizeof(bool) * (Size)Max(norderbys, 1));
+  memset(scan->xs_orderbynulls, true, sizeof(bool) * (Size)Max(norderbys, 1));
   return scan;
 }
 
@@ -407,6 +473,7 @@ static void HnswRescanImpl(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey 
   so->batch_pos = 0;
   so->returned_any = false;
   so->bounded = false;
+  so->sq8 = false;
   so->iterative = hnsw_iterative_scan;
   so->ef = hnsw_ef_search;
   so->max_scored = (uint64)Max(hnsw_max_scan_tuples, 1);
@@ -449,7 +516,27 @@ static bool HnswGetTupleImpl(IndexScanDesc scan, ScanDirection dir) {
   const bool strict = so->iterative == HNSW_ITERATIVE_SCAN_STRICT;
   for (;;) {
     while (so->batch_pos < so->batch_len) {
-      const Candidate& c = so->batch[so->batch_pos++];
+      const size_t at = so->batch_pos++;
+      const Candidate& c = so->batch[at];
+      if (so->sq8) {
+        // Re-ranked by the executor from lower bounds of the SQL distance.
+        const double lb = so->batch_lb[at];
+        if (so->bounded && lb > so->bound_sql) {
+          so->batch_pos = so->batch_len;  // the rest of this batch is farther still
+          break;
+        }
+        if (strict && so->returned_any && lb < so->last_lb) continue;
+        ItemPointerData heaptid;
+        if (!HnswStoreHeapTid(&so->store, c, &heaptid)) continue;
+        scan->xs_heaptid = heaptid;
+        scan->xs_recheck = false;
+        scan->xs_recheckorderby = true;
+        scan->xs_orderbyvals[0] = Float8GetDatum(lb);
+        scan->xs_orderbynulls[0] = false;
+        so->returned_any = true;
+        so->last_lb = lb;
+        return true;
+      }
       if (so->bounded && c.distance > so->bound_index) {
         so->batch_pos = so->batch_len;  // the rest of this batch is farther still
         break;

@@ -15,7 +15,9 @@ extern "C" {
 
 #include "core/distance.h"
 #include "core/index_distance.h"
+#include "core/sq8.h"
 #include "pg/hnsw.h"
+#include "pg/hnsw_internal.h"
 #include "pg/hnsw_store.h"
 
 using vecext::hnsw::Candidate;
@@ -42,6 +44,10 @@ struct HnswBufferHint {
   Buffer buffer;
 };
 struct HnswBufferHints {
+  // SQ8 parameters (sq8_dim 0 until loaded; only ever loaded once they exist).
+  uint32 sq8_dim;
+  float* sq8_lo;
+  float* sq8_scale;
   uint32 mask;  // entries - 1 (a power of two)
   HnswBufferHint entries[FLEXIBLE_ARRAY_MEMBER];
 };
@@ -58,12 +64,79 @@ static HnswBufferHints* HnswGetBufferHints(Relation index, BlockNumber nblocks) 
   return hints;
 }
 
-void HnswStoreInit(HnswStore* store, Relation index, int dim, int m, int metric, MemoryContext cxt,
-                   Size max_cache_bytes) {
-  memset(store, 0, sizeof(*store));
+bool HnswGetSq8Params(Relation index, vecext::Sq8Params* out) {
+  HnswBufferHints* cache = HnswGetBufferHints(index, RelationGetNumberOfBlocks(index));
+  if (cache->sq8_dim == 0) {
+    HnswMetaPageData meta;
+    HnswReadMeta(index, &meta);
+    if (meta.quantization != HNSW_QUANT_SQ8 || meta.params_pages == 0) return false;
+    const BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+    if (meta.params_start == HNSW_METAPAGE_BLKNO || meta.params_start + meta.params_pages > nblocks ||
+        meta.params_bytes < vecext::kSq8BlobHeaderBytes || meta.params_bytes > 64 * 1024 * 1024)
+      HnswReportCorruption(index, HNSW_METAPAGE_BLKNO, "the metapage names impossible SQ8 parameter pages");
+    unsigned char* blob = (unsigned char*)palloc(meta.params_bytes);
+    Size got = 0;
+    for (uint32 c = 0; c < meta.params_pages; c++) {
+      const BlockNumber blkno = meta.params_start + c;
+      Buffer buf = ReadBuffer(index, blkno);
+      LockBuffer(buf, BUFFER_LOCK_SHARE);
+      Page page = BufferGetPage(buf);
+      const char* problem = HnswPageProblem(page, blkno);
+      HnswParamsTuple pt = NULL;
+      if (problem == NULL && !PageIsNew(page) && PageGetMaxOffsetNumber(page) >= FirstOffsetNumber) {
+        ItemId iid = PageGetItemId(page, FirstOffsetNumber);
+        if (ItemIdIsNormal(iid) && ItemIdGetLength(iid) >= offsetof(HnswParamsTupleData, data))
+          pt = (HnswParamsTuple)PageGetItem(page, iid);
+      }
+      if (pt == NULL || pt->type != HNSW_PARAMS_TUPLE || pt->chunk != c || got + pt->bytes > meta.params_bytes ||
+          offsetof(HnswParamsTupleData, data) + pt->bytes > ItemIdGetLength(PageGetItemId(page, FirstOffsetNumber))) {
+        UnlockReleaseBuffer(buf);
+        HnswReportCorruption(index, blkno, problem != NULL ? problem : "bad SQ8 parameter page");
+      }
+      memcpy(blob + got, pt->data, pt->bytes);
+      got += pt->bytes;
+      UnlockReleaseBuffer(buf);
+    }
+    uint32_t dim = 0;
+    if (got != meta.params_bytes || !vecext::Sq8BlobDim(blob, got, &dim).ok() || dim != meta.dimensions)
+      HnswReportCorruption(index, meta.params_start, "the SQ8 parameters do not match the index");
+    float* lo = (float*)MemoryContextAlloc(index->rd_indexcxt, sizeof(float) * dim);
+    float* scale = (float*)MemoryContextAlloc(index->rd_indexcxt, sizeof(float) * dim);
+    if (!vecext::Sq8Deserialize(blob, got, lo, scale).ok()) {
+      pfree(lo);
+      pfree(scale);
+      HnswReportCorruption(index, meta.params_start, "the SQ8 parameters are not valid");
+    }
+    pfree(blob);
+    // A relcache flush during the reads may have replaced rd_amcache.
+    cache = HnswGetBufferHints(index, nblocks);
+    cache->sq8_lo = lo;
+    cache->sq8_scale = scale;
+    cache->sq8_dim = dim;
+  }
+  out->dim = cache->sq8_dim;
+  out->lo = cache->sq8_lo;
+  out->scale = cache->sq8_scale;
+  return true;
+}
+
+void HnswForgetSq8Params(Relation index) {
+  if (index->rd_amcache == NULL) return;
+  HnswBufferHints* cache = (HnswBufferHints*)index->rd_amcache;
+  cache->sq8_dim = 0;
+}
+
+void HnswStoreInit(HnswStore* store, Relation index, int dim, int m, int metric, int quantization,
+                   MemoryContext cxt, Size max_cache_bytes) {
+  *store = HnswStore();
   store->index = index;
   store->dim = dim;
   store->m = m;
+  store->metric = metric;
+  store->quantization = quantization;
+  store->data_size = HnswElementDataSize(quantization, dim);
+  store->element_size = HNSW_ELEMENT_TUPLE_SIZE_Q(quantization, dim);
+  if (quantization == HNSW_QUANT_SQ8 && !HnswGetSq8Params(index, &store->sq8)) store->sq8.dim = 0;
   const vecext::DistanceKernels& k = vecext::Kernels();
   switch ((vecext::Metric)metric) {
     case vecext::Metric::kInnerProduct:
@@ -96,8 +169,50 @@ void HnswStoreInit(HnswStore* store, Relation index, int dim, int m, int metric,
   store->max_entries = (uint32)Min(max_entries, (Size)PG_INT32_MAX);
 }
 
+float HnswStoreDataDistance(const HnswStore* store, const void* a, const void* b) {
+  if (store->quantization == HNSW_QUANT_SQ8) {
+    vecext::Sq8ElementInfo ia, ib;
+    memcpy(&ia, a, sizeof(ia));
+    memcpy(&ib, b, sizeof(ib));
+    return vecext::Sq8CodeDistance(vecext::Sq8KernelsDispatched(), store->sq8, (vecext::Metric)store->metric,
+                                   (const uint8_t*)a + sizeof(ia), ia, (const uint8_t*)b + sizeof(ib), ib);
+  }
+  float d = store->dist_offset + store->dist_scale * store->kernel((const float*)a, (const float*)b, (std::size_t)store->dim);
+  return std::isnan(d) ? std::numeric_limits<float>::infinity() : d;
+}
+
+void HnswStoreDecode(const HnswStore* store, const void* data, float* out) {
+  if (store->quantization != HNSW_QUANT_SQ8) {
+    memcpy(out, data, sizeof(float) * (Size)store->dim);
+    return;
+  }
+  vecext::Sq8Decode(store->sq8, (const uint8_t*)data + sizeof(vecext::Sq8ElementInfo), out);
+}
+
+void HnswStoreEncode(const HnswStore* store, const float* vec, void* out) {
+  if (store->quantization != HNSW_QUANT_SQ8) {
+    memcpy(out, vec, sizeof(float) * (Size)store->dim);
+    return;
+  }
+  vecext::Sq8ElementInfo info;
+  vecext::Status st = vecext::Sq8Encode(store->sq8, (vecext::Metric)store->metric, vec,
+                                        (uint8_t*)out + sizeof(info), &info);
+  if (!st.ok())
+    ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("cannot quantize vector for hnsw index \"%s\": %s",
+                                                            RelationGetRelationName(store->index), st.message)));
+  memcpy(out, &info, sizeof(info));
+}
+
 void HnswStoreSetQuery(HnswStore* store, const float* query) {
   store->query = query;
+  if (store->quantization == HNSW_QUANT_SQ8 && store->sq8.dim > 0) {
+    float* buffer = (float*)MemoryContextAlloc(store->cxt, sizeof(float) * vecext::Sq8QueryFloats(store->sq8.dim));
+    vecext::Status st = vecext::Sq8PrepareQuery(store->sq8, (vecext::Metric)store->metric, query, buffer,
+                                                &store->sq8_query);
+    if (!st.ok())
+      ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("cannot search hnsw index \"%s\" for this vector: %s",
+                                                              RelationGetRelationName(store->index), st.message)));
+  }
   store->chunks = NULL;
   store->nchunks = 0;
   store->chunks_allocated = 0;
@@ -129,8 +244,8 @@ static inline char* PageItem(Page page, OffsetNumber off, Size min_size) {
   return (char*)page + item_off;
 }
 
-HnswElementTuple HnswStoreGetElement(Page page, OffsetNumber off, int dim) {
-  HnswElementTuple etup = (HnswElementTuple)PageItem(page, off, HNSW_ELEMENT_TUPLE_SIZE(dim));
+HnswElementTuple HnswStoreGetElement(Page page, OffsetNumber off, Size element_size) {
+  HnswElementTuple etup = (HnswElementTuple)PageItem(page, off, element_size);
   if (etup == NULL || etup->type != HNSW_ELEMENT_TUPLE || etup->level > HNSW_MAX_LEVEL) return NULL;
   return etup;
 }
@@ -249,7 +364,7 @@ void HnswStore::Score(const ElementId* ids, int n, int level, float bound, Candi
   uint16 order[vecext::hnsw::kMaxLinks];
   SortByBlock(ids, n, order);
   scored += (uint64)n;
-  const Size element_size = HNSW_ELEMENT_TUPLE_SIZE(dim);
+  const bool sq8_codes = quantization == HNSW_QUANT_SQ8;
   // Lines of an element tuple worth prefetching: all of it (the hardware
   // prefetcher only starts streaming after a few misses).
   const Size element_lines = Min((element_size + 63) / 64, (Size)16);
@@ -314,7 +429,8 @@ void HnswStore::Score(const ElementId* ids, int n, int level, float bound, Candi
       HnswElementTuple etup = (HnswElementTuple)PageItem(page, IdOffset(ids[at]), element_size);
       if (etup == NULL || etup->type != HNSW_ELEMENT_TUPLE || etup->level < level || etup->level > HNSW_MAX_LEVEL)
         continue;
-      float d = dist_offset + dist_scale * kernel(query, etup->vec, (std::size_t)dim);
+      float d = sq8_codes ? vecext::Sq8Distance(sq8_query, (const uint8_t*)etup->vec + sizeof(vecext::Sq8ElementInfo))
+                          : dist_offset + dist_scale * kernel(query, etup->vec, (std::size_t)dim);
       if (std::isnan(d)) d = std::numeric_limits<float>::infinity();
       out[at].distance = d;
       out[at].id = ids[at];
@@ -396,16 +512,16 @@ bool HnswStoreHeapTid(HnswStore* store, const Candidate& c, ItemPointer heaptid)
     return true;
   }
   HnswElementInfo info;
-  float* vec = (float*)palloc(sizeof(float) * (Size)store->dim);
-  HnswStoreLoadElements(store, &c.id, 1, vec, &info);
-  pfree(vec);
+  void* data = palloc(store->data_size);
+  HnswStoreLoadElements(store, &c.id, 1, data, &info);
+  pfree(data);
   if (!info.valid) return false;
   *heaptid = info.heaptid;
   return true;
 }
 
-void HnswStoreLoadElements(HnswStore* store, const ElementId* ids, int n, float* vecs, HnswElementInfo* info) {
-  const Size element_size = HNSW_ELEMENT_TUPLE_SIZE(store->dim);
+void HnswStoreLoadElements(HnswStore* store, const ElementId* ids, int n, void* data, HnswElementInfo* info) {
+  const Size element_size = store->element_size;
   int i = 0;
   // ids may be more than kMaxLinks here: sort an index array from the caller's context.
   uint16 small_order[vecext::hnsw::kMaxLinks];
@@ -425,7 +541,7 @@ void HnswStoreLoadElements(HnswStore* store, const ElementId* ids, int n, float*
           const int at = order[k];
           HnswElementTuple etup = (HnswElementTuple)PageItem(page, IdOffset(ids[at]), element_size);
           if (etup == NULL || etup->type != HNSW_ELEMENT_TUPLE || etup->level > HNSW_MAX_LEVEL) continue;
-          memcpy(vecs + (Size)at * (Size)store->dim, etup->vec, sizeof(float) * (Size)store->dim);
+          memcpy((char*)data + (Size)at * store->data_size, etup->vec, store->data_size);
           info[at].valid = true;
           info[at].deleted = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
           info[at].level = etup->level;

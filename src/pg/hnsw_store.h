@@ -34,6 +34,7 @@
 
 #include "core/distance.h"
 #include "core/hnsw_types.h"
+#include "core/sq8.h"
 #include "pg/hnsw.h"
 
 // One element as LoadElements returns it.
@@ -52,6 +53,12 @@ struct HnswStore {
   Relation index;
   int dim;
   int m;
+  int metric;                     // vecext::Metric
+  int quantization;               // HNSW_QUANT_* (from the metapage)
+  Size data_size;                 // bytes of an element's data (HnswElementDataSize)
+  Size element_size;              // bytes of an element tuple
+  vecext::Sq8Params sq8;          // SQ8: the index's parameters (dim 0 until they exist)
+  vecext::Sq8Query sq8_query;     // SQ8: the prepared query (HnswStoreSetQuery)
   const float* query;             // dim floats, prepared (normalized for cosine)
   vecext::DistanceFn kernel;      // index distance = dist_offset + dist_scale * kernel(query, v)
   float dist_offset;
@@ -79,14 +86,39 @@ struct HnswStore {
 };
 
 // Prepares a store for `index` (dimensions and m from its metapage) with
-// `metric` (vecext::Metric). The query is set separately (HnswStoreSetQuery).
-// Memory for the link cache comes from `cxt`; max_cache_bytes 0 disables it.
-void HnswStoreInit(HnswStore* store, Relation index, int dim, int m, int metric, MemoryContext cxt,
-                   Size max_cache_bytes);
+// `metric` (vecext::Metric) and `quantization` (HNSW_QUANT_*, from the
+// metapage; SQ8 loads the parameters, see HnswGetSq8Params). The query is
+// set separately (HnswStoreSetQuery). Memory for the link cache comes from
+// `cxt`; max_cache_bytes 0 disables it.
+void HnswStoreInit(HnswStore* store, Relation index, int dim, int m, int metric, int quantization,
+                   MemoryContext cxt, Size max_cache_bytes);
 
-// Sets the query (kept by pointer) and forgets cached links (their memory
-// must have been reset with cxt, or is reused).
+// Sets the query (kept by pointer; dim floats, normalized under cosine) and
+// forgets cached links (their memory must have been reset with cxt, or is
+// reused). Under SQ8 it also prepares the query for the code kernels (in
+// cxt).
 void HnswStoreSetQuery(HnswStore* store, const float* query);
+
+// The index distance between two elements' data (as LoadElements copies
+// them, or HnswStoreEncode makes them).
+float HnswStoreDataDistance(const HnswStore* store, const void* a, const void* b);
+
+// Writes the element data of vector `vec` (dim floats, normalized under
+// cosine) to out (store->data_size bytes): a copy, or SQ8 codes and side
+// data (values outside the trained range clamp).
+void HnswStoreEncode(const HnswStore* store, const float* vec, void* out);
+
+// The vector (dim floats) an element's data stands for: a copy, or the SQ8
+// codes decoded.
+void HnswStoreDecode(const HnswStore* store, const void* data, float* out);
+
+// The SQ8 parameters of `index`, cached with the relation (rd_amcache):
+// false when it has none yet (an SQ8 index built empty, before its first
+// insert). ERROR (corruption) when they cannot be read.
+bool HnswGetSq8Params(Relation index, vecext::Sq8Params* out);
+
+// Forgets the cached SQ8 parameters of `index` (after writing new ones).
+void HnswForgetSq8Params(Relation index);
 
 // The heap TID of a scored candidate: from aux, or read from the element.
 // Returns false when the element is gone or no longer matches.
@@ -95,15 +127,15 @@ bool HnswStoreHeapTid(HnswStore* store, const vecext::hnsw::Candidate& c, ItemPo
 // The TID of a scored candidate's neighbour tuple.
 void HnswStoreNeighborTid(const HnswStore* store, const vecext::hnsw::Candidate& c, ItemPointer tid);
 
-// Copies the vectors (dim floats each, to vecs + i * dim) and facts of
-// elements ids[0..n), visiting pages in block order. Invalid ids get
-// info[i].valid = false and an unspecified vector.
-void HnswStoreLoadElements(HnswStore* store, const vecext::hnsw::ElementId* ids, int n, float* vecs,
+// Copies the data (store->data_size bytes each, to data + i * data_size)
+// and facts of elements ids[0..n), visiting pages in block order. Invalid ids
+// get info[i].valid = false and unspecified data.
+void HnswStoreLoadElements(HnswStore* store, const vecext::hnsw::ElementId* ids, int n, void* data,
                            HnswElementInfo* info);
 
 // The element tuple at `off` of a locked element page, validated (type, size
-// for `dim`, bounds), or NULL.
-HnswElementTuple HnswStoreGetElement(Page page, OffsetNumber off, int dim);
+// of `element_size`, bounds), or NULL.
+HnswElementTuple HnswStoreGetElement(Page page, OffsetNumber off, Size element_size);
 
 // The neighbour tuple at `off` of a locked element page, validated (type,
 // count for `m`, bounds; tombstones fail), or NULL.

@@ -32,6 +32,12 @@ int HnswGetEfConstruction(Relation index) {
   return opts != NULL ? opts->ef_construction : HNSW_DEFAULT_EF_CONSTRUCTION;
 }
 
+// Reloption quantization (or none).
+int HnswGetQuantization(Relation index) {
+  HnswOptions* opts = (HnswOptions*)index->rd_options;
+  return opts != NULL ? opts->quantization : HNSW_QUANT_NONE;
+}
+
 // The C symbols of the distance functions the opclasses use as support proc 1.
 static const struct {
   const char* symbol;
@@ -180,13 +186,13 @@ static char* HnswPageGetItem(Page page, OffsetNumber off, Size min_size, Size* s
   return (char*)page + item_off;
 }
 
-HnswElementTuple HnswPageGetElement(Page page, OffsetNumber off, int dimensions) {
+HnswElementTuple HnswPageGetElementSized(Page page, OffsetNumber off, Size element_size) {
   Size len;
   char* item = HnswPageGetItem(page, off, offsetof(HnswElementTupleData, vec), &len);
   if (item == NULL) return NULL;
   HnswElementTuple etup = (HnswElementTuple)item;
   if (etup->type != HNSW_ELEMENT_TUPLE || etup->level > HNSW_MAX_LEVEL) return NULL;
-  if (dimensions < 0 || len < HNSW_ELEMENT_TUPLE_SIZE(dimensions)) return NULL;
+  if (len < element_size) return NULL;
   return etup;
 }
 
@@ -213,10 +219,15 @@ Vector* HnswPrepareValue(Relation index, Datum value, int dimensions) {
   if (v->dim < 1) ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("vector must have at least 1 dimension")));
   if (dimensions > 0 && v->dim != dimensions)
     ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("expected %d dimensions, not %d", dimensions, v->dim)));
-  if (v->dim > HNSW_MAX_DIM)
+  const int quantization = HnswGetQuantization(index);
+  const int max_dim = quantization == HNSW_QUANT_SQ8 ? HNSW_MAX_DIM_SQ8 : HNSW_MAX_DIM;
+  if (v->dim > max_dim)
     ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-                    errmsg("vector has %d dimensions, hnsw indexes support at most %d", v->dim, HNSW_MAX_DIM)));
-  if (HNSW_ELEMENT_TUPLE_SIZE(v->dim) > HNSW_MAX_ITEM_SIZE)
+                    errmsg("vector has %d dimensions, hnsw indexes support at most %d", v->dim, max_dim),
+                    quantization == HNSW_QUANT_NONE
+                        ? errhint("With quantization = 'sq8', hnsw indexes support up to %d dimensions.", HNSW_MAX_DIM_SQ8)
+                        : 0));
+  if (HNSW_ELEMENT_TUPLE_SIZE_Q(quantization, v->dim) > HNSW_MAX_ITEM_SIZE)
     ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
                     errmsg("vector with %d dimensions is too large for an hnsw index page", v->dim)));
   vecext::Metric metric = (vecext::Metric)HnswGetMetric(index);

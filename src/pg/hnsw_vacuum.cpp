@@ -59,6 +59,7 @@ extern "C" {
 #include "pg/guard.h"
 #include "pg/hnsw.h"
 #include "pg/hnsw_internal.h"
+#include "pg/hnsw_store.h"
 
 // A dead element (key: its packed element TID).
 struct HnswDeadElement {
@@ -86,7 +87,9 @@ struct HnswVacuumState {
   int m;
   int ef_construction;
   int max_candidates;
-  vecext::DistanceFn distance;
+  Size data_size;     // bytes of an element's data (float4[dim] or SQ8)
+  Size element_size;  // bytes of an element tuple
+  HnswStore store;    // HnswStoreDataDistance between elements' data
   BlockNumber nblocks;  // known relation size (refreshed when a link points past it)
   HTAB* dead;
   int64 ndead;
@@ -182,7 +185,7 @@ static void MarkDeleted(HnswVacuumState* vs) {
         AddTombstone(vs, &tid);
         continue;
       }
-      HnswElementTuple etup = HnswPageGetElement(page, off, vs->dim);
+      HnswElementTuple etup = HnswPageGetElementSized(page, off, vs->element_size);
       if (etup == NULL) continue;
       bool dead = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
       if (!dead && vs->callback(&etup->heaptid, vs->callback_state)) {
@@ -246,9 +249,9 @@ static bool ReadLiveElement(HnswVacuumState* vs, uint64 id, int min_level, float
   Buffer buf = ReadPage(vs, ItemPointerGetBlockNumber(&tid), BUFFER_LOCK_SHARE, NULL);
   Page page = BufferGetPage(buf);
   bool ok = false;
-  HnswElementTuple etup = HnswPageGetElement(page, ItemPointerGetOffsetNumber(&tid), vs->dim);
+  HnswElementTuple etup = HnswPageGetElementSized(page, ItemPointerGetOffsetNumber(&tid), vs->element_size);
   if (etup != NULL && !(etup->flags & HNSW_ELEMENT_DELETED) && etup->level >= min_level) {
-    memcpy(vec, etup->vec, sizeof(float) * vs->dim);
+    memcpy(vec, etup->vec, vs->data_size);
     *ntid = etup->neighbortid;
     ok = true;
   }
@@ -381,10 +384,10 @@ static bool ReadAnyElement(HnswVacuumState* vs, uint64 id, float* vec, HnswVisit
   HnswUnpackTid(id, &tid);
   if (!BlockExists(vs, &tid)) return false;
   Buffer buf = ReadPage(vs, ItemPointerGetBlockNumber(&tid), BUFFER_LOCK_SHARE, NULL);
-  HnswElementTuple etup = HnswPageGetElement(BufferGetPage(buf), ItemPointerGetOffsetNumber(&tid), vs->dim);
+  HnswElementTuple etup = HnswPageGetElementSized(BufferGetPage(buf), ItemPointerGetOffsetNumber(&tid), vs->element_size);
   bool ok = etup != NULL;
   if (ok) {
-    memcpy(vec, etup->vec, sizeof(float) * vs->dim);
+    memcpy(vec, etup->vec, vs->data_size);
     out->neighbortid = etup->neighbortid;
     out->level = etup->level;
     out->dead = (etup->flags & HNSW_ELEMENT_DELETED) != 0 || IsDead(vs, id);
@@ -405,7 +408,7 @@ static void SearchLiveCandidates(HnswVacuumState* vs, uint64 self, const float* 
   ctl.entrysize = sizeof(HnswVisited);
   ctl.hcxt = CurrentMemoryContext;
   HTAB* visited = hash_create("hnsw vacuum search", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-  float* evec = (float*)palloc(sizeof(float) * vs->dim);
+  float* evec = (float*)palloc(vs->data_size);
   int max_visits = HNSW_VACUUM_SEARCH_VISITS(vs->ef_construction);
   int nvisits = 0;
 
@@ -415,7 +418,7 @@ static void SearchLiveCandidates(HnswVacuumState* vs, uint64 self, const float* 
   v->usable = ReadAnyElement(vs, cur, evec, v);
   nvisits++;
   if (!v->usable) return;
-  float cur_dist = vs->distance(vec, evec, (std::size_t)vs->dim);
+  float cur_dist = HnswStoreDataDistance(&vs->store, vec, evec);
 
   // Greedy descent through the levels above lc.
   for (int level = v->level; level > lc; level--) {
@@ -434,7 +437,7 @@ static void SearchLiveCandidates(HnswVacuumState* vs, uint64 self, const float* 
           e->usable = ReadAnyElement(vs, id, evec, e) && e->level >= level;
           nvisits++;
           if (!e->usable) continue;
-          float d = vs->distance(vec, evec, (std::size_t)vs->dim);
+          float d = HnswStoreDataDistance(&vs->store, vec, evec);
           if (d < cur_dist) {
             cur_dist = d;
             cur = id;
@@ -469,7 +472,7 @@ static void SearchLiveCandidates(HnswVacuumState* vs, uint64 self, const float* 
       e->usable = ReadAnyElement(vs, id, evec, e) && e->level >= lc;
       nvisits++;
       if (!e->usable) continue;
-      float d = vs->distance(vec, evec, (std::size_t)vs->dim);
+      float d = HnswStoreDataDistance(&vs->store, vec, evec);
       if (results.n < ef || d < results.items[0].distance) {
         HeapPush(&cands, d, id);
         if (!e->dead && id != self) {
@@ -517,7 +520,7 @@ static void SelectForLevel(HnswVacuumState* vs, uint64 self, const float* vec, i
   int ncands = 0;
   for (int i = 0; i < npool; i++) {
     CHECK_FOR_INTERRUPTS();
-    float* cvec = (float*)palloc(sizeof(float) * vs->dim);
+    float* cvec = (float*)palloc(vs->data_size);
     ItemPointerData ntid;
     if (!ReadLiveElement(vs, pool[i], lc, cvec, &ntid)) {
       pfree(cvec);
@@ -527,7 +530,7 @@ static void SelectForLevel(HnswVacuumState* vs, uint64 self, const float* vec, i
     c.id = pool[i];
     c.neighbortid = ntid;
     c.vec = cvec;
-    c.distance = vs->distance(vec, cvec, (std::size_t)vs->dim);
+    c.distance = HnswStoreDataDistance(&vs->store, vec, cvec);
     if (i < nkept)
       selected[nselected++] = c;
     else
@@ -542,7 +545,7 @@ static void SelectForLevel(HnswVacuumState* vs, uint64 self, const float* vec, i
   for (int i = 0; i < ncands && picked < nfree; i++) {
     bool good = true;
     for (int j = 0; j < nselected; j++) {
-      float d = vs->distance(cands[i].vec, selected[j].vec, (std::size_t)vs->dim);
+      float d = HnswStoreDataDistance(&vs->store, cands[i].vec, selected[j].vec);
       if (d < cands[i].distance) {
         good = false;
         break;
@@ -688,7 +691,7 @@ static void RepairGraph(HnswVacuumState* vs) {
   BlockNumber nblocks = RelationGetNumberOfBlocks(vs->index);
   vs->nblocks = nblocks;
   char* copy = (char*)palloc(BLCKSZ);
-  float* vec = (float*)palloc(sizeof(float) * (vs->dim > 0 ? vs->dim : 1));
+  float* vec = (float*)palloc(Max(vs->data_size, (Size)4));
   vs->slots = (ItemPointerData*)palloc(sizeof(ItemPointerData) * HnswNeighborSlots(HNSW_MAX_LEVEL, vs->m));
 
   for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < nblocks; blkno++) {
@@ -700,7 +703,7 @@ static void RepairGraph(HnswVacuumState* vs) {
     if (PageIsNew(page)) continue;
     OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
     for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
-      HnswElementTuple etup = HnswPageGetElement(page, off, vs->dim);
+      HnswElementTuple etup = HnswPageGetElementSized(page, off, vs->element_size);
       if (etup == NULL || (etup->flags & HNSW_ELEMENT_DELETED)) continue;
       CHECK_FOR_INTERRUPTS();
       ItemPointerData tid;
@@ -720,7 +723,7 @@ static void RepairGraph(HnswVacuumState* vs) {
       for (int i = 0; i < vs->nslots && !needs; i++)
         needs = ItemPointerIsValid(&vs->slots[i]) && IsDead(vs, TidKey(&vs->slots[i]));
       if (!needs) continue;
-      memcpy(vec, etup->vec, sizeof(float) * vs->dim);
+      memcpy(vec, etup->vec, vs->data_size);
       MemoryContext old = MemoryContextSwitchTo(vs->elemcxt);
       RepairElement(vs, self, level, vec, &ntid);
       vs->repaired++;
@@ -742,7 +745,7 @@ static void ReplaceEntryPoint(HnswVacuumState* vs) {
     int level = -1;
     ItemPointerSetInvalid(&entry);
     if (vs->highest_level >= 0) {
-      float* vec = (float*)palloc(sizeof(float) * (vs->dim > 0 ? vs->dim : 1));
+      float* vec = (float*)palloc(Max(vs->data_size, (Size)4));
       ItemPointerData ntid;
       if (ReadLiveElement(vs, TidKey(&vs->highest), vs->highest_level, vec, &ntid)) {
         entry = vs->highest;
@@ -803,7 +806,7 @@ static void RemoveItems(HnswVacuumState* vs, uint64* ids, int64 n, bool tombston
       if (tombstones) {
         if (!IsTombstone(page, off)) continue;
       } else {
-        HnswElementTuple etup = HnswPageGetElement(page, off, vs->dim);
+        HnswElementTuple etup = HnswPageGetElementSized(page, off, vs->element_size);
         if (etup == NULL || !(etup->flags & HNSW_ELEMENT_DELETED)) continue;
       }
       PageIndexTupleDeleteNoCompact(page, off);
@@ -907,7 +910,7 @@ static void RemoveDead(HnswVacuumState* vs) {
 // ---- entry points ------------------------------------------------------------
 
 static void InitVacuumState(HnswVacuumState* vs, IndexVacuumInfo* info, IndexBulkDeleteResult* stats) {
-  memset(vs, 0, sizeof(*vs));
+  *vs = HnswVacuumState();
   vs->index = info->index;
   vs->stats = stats;
   vs->bas = info->strategy;
@@ -917,7 +920,9 @@ static void InitVacuumState(HnswVacuumState* vs, IndexVacuumInfo* info, IndexBul
   vs->m = meta.m;
   vs->ef_construction = meta.ef_construction;
   vs->max_candidates = Max(vs->ef_construction, 4 * vs->m);
-  vs->distance = vecext::IndexDistanceFn((vecext::Metric)meta.metric);
+  HnswStoreInit(&vs->store, info->index, vs->dim, vs->m, meta.metric, meta.quantization, CurrentMemoryContext, 0);
+  vs->data_size = vs->store.data_size;
+  vs->element_size = vs->store.element_size;
   vs->highest_level = -1;
   ItemPointerSetInvalid(&vs->highest);
   vs->tombstones_cap = 64;
@@ -960,6 +965,7 @@ static bool ReachIndex(const HnswReachMap* rm, const ItemPointerData* tid, uint6
 static int64 RelinkUnreachableOnce(Relation index, BufferAccessStrategy bas, int dim, int m) {
   HnswMetaPageData meta;
   HnswReadMeta(index, &meta);
+  const Size element_size = HNSW_ELEMENT_TUPLE_SIZE_Q(meta.quantization, dim);
   if (meta.entry_level < 0 || !ItemPointerIsValid(&meta.entry) || dim <= 0) return 0;
   HnswReachMap rm;
   rm.nblocks = RelationGetNumberOfBlocks(index);
@@ -995,7 +1001,7 @@ static int64 RelinkUnreachableOnce(Relation index, BufferAccessStrategy bas, int
     ItemPointerData ntid;
     ItemPointerSetInvalid(&ntid);
     if (HnswPageProblem(BufferGetPage(buf), blkno) == NULL) {
-      HnswElementTuple etup = HnswPageGetElement(BufferGetPage(buf), ItemPointerGetOffsetNumber(&etid), dim);
+      HnswElementTuple etup = HnswPageGetElementSized(BufferGetPage(buf), ItemPointerGetOffsetNumber(&etid), element_size);
       if (etup != NULL) ntid = etup->neighbortid;
     }
     int count = 0;
@@ -1038,7 +1044,7 @@ static int64 RelinkUnreachableOnce(Relation index, BufferAccessStrategy bas, int
     if (!PageIsNew(page) && HnswPageProblem(page, blkno) == NULL) {
       OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
       for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
-        HnswElementTuple etup = HnswPageGetElement(page, off, dim);
+        HnswElementTuple etup = HnswPageGetElementSized(page, off, element_size);
         if (etup == NULL || (etup->flags & HNSW_ELEMENT_DELETED)) continue;
         ItemPointerData tid;
         ItemPointerSet(&tid, blkno, off);
@@ -1119,10 +1125,10 @@ static IndexBulkDeleteResult* HnswVacuumCleanupImpl(IndexVacuumInfo* info, Index
     return stats;
   }
   stats = (IndexBulkDeleteResult*)palloc0(sizeof(IndexBulkDeleteResult));
-  HnswVacuumState vs;
-  memset(&vs, 0, sizeof(vs));
+  HnswVacuumState vs = HnswVacuumState();
   vs.index = info->index;
   vs.dim = (int)meta.dimensions;
+  vs.element_size = HNSW_ELEMENT_TUPLE_SIZE_Q(meta.quantization, vs.dim);
   BlockNumber nblocks = RelationGetNumberOfBlocks(info->index);
   double live = 0;
   for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < nblocks; blkno++) {
@@ -1137,7 +1143,7 @@ static IndexBulkDeleteResult* HnswVacuumCleanupImpl(IndexVacuumInfo* info, Index
     }
     OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
     for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
-      HnswElementTuple etup = HnswPageGetElement(page, off, vs.dim);
+      HnswElementTuple etup = HnswPageGetElementSized(page, off, vs.element_size);
       if (etup != NULL && !(etup->flags & HNSW_ELEMENT_DELETED)) live += 1;
     }
     Size freespace = PageGetFreeSpace(page);
