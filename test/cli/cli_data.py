@@ -6,6 +6,8 @@
   cli_data.py py-import NAME FILE     the Python client's import_json into NAME (created)
   cli_data.py py-open NAME DIM METRIC the Python client opens NAME (made by the tool) and
                                       finds its dim and metric
+  cli_data.py docs SRC DST            SRC: a collection with documents (some NULL), DST: an
+                                      empty one with documents, both through the Python client
   cli_data.py to-array IN OUT         JSON Lines -> one JSON array (records kept as written)
   cli_data.py random FILE N DIM       N random records (float32 values, shortest text)
   cli_data.py compat TOOL             the driver compatibility leg (see compat())
@@ -82,6 +84,17 @@ def source(name):
         db.copy_threshold = 1
         n = db.upsert_many(ids, vecs, metas)
     print(f"created {name}: {n} rows")
+
+
+def docs(src, dst):
+    ids = [f"d{i:03d}" for i in range(50)]
+    vecs = list(vectors(len(ids), seed=5))
+    texts = [None if i % 4 == 0 else f"document {i}: \"quoted\"\nline\ttab é" for i in range(len(ids))]
+    with vecext.Database(None, src, dim=DIM, metric="cosine", documents=True) as db:
+        db.upsert_many(ids, vecs, [{"i": i} for i in range(len(ids))], texts)
+    with vecext.Database(None, dst, dim=DIM, metric="cosine", documents=True):
+        pass
+    print(f"created {src} and {dst} with documents")
 
 
 def py_export(name, path):
@@ -194,7 +207,7 @@ def want_vec(ids, vecs, i):
 
 def main(argv):
     cmd, args = argv[1], argv[2:]
-    {"source": source, "py-export": py_export, "py-import": py_import, "py-open": py_open,
+    {"source": source, "docs": docs, "py-export": py_export, "py-import": py_import, "py-open": py_open,
      "to-array": to_array, "random": random_file, "compat": compat}[cmd](*args)
     return 1 if failures else 0
 
