@@ -318,6 +318,10 @@ const char* ReadMetaPage(const unsigned char* page, MetaPage* meta) {
   meta->entry_level = static_cast<std::int16_t>(Load16(p + 18));
   meta->entry = LoadTid(p + 20);
   meta->insert_page = Load32(p + 28);
+  const bool sq8_fields = Load16(page + kPdLower) >= kMetaOffset + kMetaSizeSq8;
+  meta->params_start = sq8_fields ? Load32(p + 32) : 0;
+  meta->params_pages = sq8_fields ? Load32(p + 36) : 0;
+  meta->params_bytes = sq8_fields ? Load32(p + 40) : 0;
   if (meta->magic != kMagic) return "bad magic number in metapage";
   if (meta->version != kFormatVersion) return "unsupported on-disk format version";
   if (meta->dimensions > static_cast<std::uint32_t>(kMaxDimensions)) return "metapage dimensions out of range";
@@ -325,6 +329,8 @@ const char* ReadMetaPage(const unsigned char* page, MetaPage* meta) {
   if (meta->ef_construction < kMinEfConstruction || meta->ef_construction > kMaxEfConstruction)
     return "metapage ef_construction out of range";
   if (meta->metric > kMaxMetric) return "metapage metric unknown";
+  if (meta->quantization > kQuantSq8) return "metapage quantization unknown";
+  if (meta->quantization == kQuantSq8 && !sq8_fields) return "metapage pd_lower does not cover the SQ8 metadata";
   if (meta->entry_level < -1 || meta->entry_level > kMaxLevel) return "metapage entry level out of range";
   if ((meta->entry_level >= 0) != meta->entry.valid()) return "metapage entry point and entry level disagree";
   if (meta->entry.valid() && meta->entry.block == 0) return "metapage entry point is on the metapage";
@@ -332,7 +338,7 @@ const char* ReadMetaPage(const unsigned char* page, MetaPage* meta) {
 }
 
 Status CheckElementPage(const unsigned char* page, std::uint32_t blkno, int dimensions, int m, PageSummary* summary,
-                        ProblemList* problems) {
+                        ProblemList* problems, int quantization) {
   *summary = PageSummary();
   const std::int64_t before = problems->total;
   const int maxoff = MaxOffset(page);
@@ -351,7 +357,7 @@ Status CheckElementPage(const unsigned char* page, std::uint32_t blkno, int dime
       continue;
     }
     if (item[0] == kElementTuple) {
-      if (item[1] > kMaxLevel || len < ElementTupleSize(dimensions)) {
+      if (item[1] > kMaxLevel || len < ElementTupleSize(dimensions, quantization)) {
         problems->Add(blkno, uoff, "invalid element tuple (level or length)");
         summary->invalid++;
         continue;
@@ -362,7 +368,9 @@ Status CheckElementPage(const unsigned char* page, std::uint32_t blkno, int dime
       if (!LoadTid(item + 4).valid()) problems->Add(blkno, uoff, "element has an invalid heap TID");
       if (item[1] > max_level) problems->Add(blkno, uoff, "element level exceeds the maximum for m");
       if (!deleted) {
-        for (int i = 0; i < dimensions; i++) {
+        // Floats: the vector; SQ8: the three floats of side data.
+        const int nfloats = quantization == kQuantSq8 ? 3 : dimensions;
+        for (int i = 0; i < nfloats; i++) {
           if (!std::isfinite(LoadFloat(item + kElementVecOffset + 4 * static_cast<std::size_t>(i)))) {
             problems->Add(blkno, uoff, "element vector has a non-finite value");
             break;
@@ -414,8 +422,17 @@ Status CheckIndexImage(const unsigned char* image, std::size_t size, IndexSummar
       problems->Add(blkno, 0, problem);
       continue;
     }
+    if (summary->meta.quantization == kQuantSq8 && summary->meta.params_pages > 0 &&
+        blkno >= summary->meta.params_start && blkno - summary->meta.params_start < summary->meta.params_pages) {
+      // An SQ8 parameter page: one parameter tuple.
+      std::size_t len;
+      const char* why;
+      const unsigned char* item = MaxOffset(page) == 1 ? PageItem(page, 1, 16, &len, &why) : nullptr;
+      if (item == nullptr || item[0] != kParamsTuple) problems->Add(blkno, 0, "bad SQ8 parameter page");
+      continue;
+    }
     PageSummary ps;
-    (void)CheckElementPage(page, blkno, dim, m, &ps, problems);
+    (void)CheckElementPage(page, blkno, dim, m, &ps, problems, summary->meta.quantization);
     summary->live += ps.elements - ps.deleted;
     summary->deleted += ps.deleted;
     summary->neighbors += ps.neighbors;

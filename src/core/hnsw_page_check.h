@@ -26,7 +26,8 @@ inline constexpr std::size_t kItemIdSize = 4;            // sizeof(ItemIdData)
 inline constexpr std::size_t kMaxAlign = 8;              // MAXIMUM_ALIGNOF
 inline constexpr std::size_t kSpecialSize = 8;           // MAXALIGN(sizeof(HnswPageOpaqueData))
 inline constexpr std::size_t kMetaOffset = 24;           // PageGetContents: MAXALIGN(SizeOfPageHeaderData)
-inline constexpr std::size_t kMetaSize = 32;             // sizeof(HnswMetaPageData)
+inline constexpr std::size_t kMetaSize = 32;             // offsetof(HnswMetaPageData, params_start): the least a metapage covers
+inline constexpr std::size_t kMetaSizeSq8 = 44;          // sizeof(HnswMetaPageData), with the SQ8 fields
 // HNSW_MAX_ITEM_SIZE: one line pointer, the page header and the special space.
 inline constexpr std::size_t kMaxItemSize = kPageSize - 32 - kSpecialSize;
 inline constexpr std::uint16_t kPageId = 0xFF5E;
@@ -36,6 +37,9 @@ inline constexpr std::uint16_t kPageMeta = 1;
 inline constexpr std::uint16_t kPageElement = 2;
 inline constexpr std::uint8_t kElementTuple = 1;
 inline constexpr std::uint8_t kNeighborTuple = 2;
+inline constexpr std::uint8_t kParamsTuple = 3;   // HNSW_PARAMS_TUPLE (SQ8 parameter pages)
+inline constexpr std::uint8_t kQuantNone = 0;
+inline constexpr std::uint8_t kQuantSq8 = 1;      // element data: 12 bytes of side data + dim codes
 inline constexpr std::uint8_t kElementDeleted = 0x01;
 inline constexpr int kMinM = 2;
 inline constexpr int kMaxM = 100;
@@ -52,8 +56,9 @@ inline constexpr std::size_t kTidSize = 6;
 
 inline constexpr std::size_t MaxAlign(std::size_t n) { return (n + kMaxAlign - 1) & ~(kMaxAlign - 1); }
 // HNSW_ELEMENT_TUPLE_SIZE and HNSW_NEIGHBOR_TUPLE_SIZE.
-inline constexpr std::size_t ElementTupleSize(int dim) {
-  return MaxAlign(kElementVecOffset + 4 * static_cast<std::size_t>(dim));
+inline constexpr std::size_t ElementTupleSize(int dim, int quantization = kQuantNone) {
+  return MaxAlign(kElementVecOffset + (quantization == kQuantSq8 ? 12 + static_cast<std::size_t>(dim)
+                                                                 : 4 * static_cast<std::size_t>(dim)));
 }
 inline constexpr std::size_t NeighborTupleSize(int slots) {
   return MaxAlign(kNeighborIdsOffset + kTidSize * static_cast<std::size_t>(slots));
@@ -86,6 +91,9 @@ struct MetaPage {
   std::int16_t entry_level = -1;
   Tid entry;
   std::uint32_t insert_page = 0;
+  std::uint32_t params_start = 0;  // SQ8 parameter pages (0 pages: none)
+  std::uint32_t params_pages = 0;
+  std::uint32_t params_bytes = 0;
 };
 
 // A problem found: where, and a static description.
@@ -143,7 +151,7 @@ int MaxOffset(const unsigned char* page);
 // REQUIRES: PageProblem(page, blkno) == nullptr, blkno >= 1, 0 <= dimensions
 // <= kMaxDimensions, kMinM <= m <= kMaxM.
 Status CheckElementPage(const unsigned char* page, std::uint32_t blkno, int dimensions, int m, PageSummary* summary,
-                        ProblemList* problems);
+                        ProblemList* problems, int quantization = kQuantNone);
 
 struct IndexSummary {
   std::uint32_t nblocks = 0;

@@ -130,8 +130,14 @@ const char* HnswPageProblem(Page page, BlockNumber blkno) {
 const char* HnswMetaProblem(Page page) {
   if (PageIsNew(page)) return "metapage is not initialised";
   HnswMetaPage meta = HnswPageGetMeta(page);
-  if (((PageHeader)page)->pd_lower < (char*)meta + sizeof(HnswMetaPageData) - (char*)page)
+  // Metapages written before the SQ8 fields existed end at params_start
+  // (they read as 0: no parameters).
+  if (((PageHeader)page)->pd_lower < (char*)meta + offsetof(HnswMetaPageData, params_start) - (char*)page)
     return "metapage pd_lower does not cover the metadata";
+  if (meta->quantization > HNSW_QUANT_SQ8) return "metapage quantization unknown";
+  if (meta->quantization == HNSW_QUANT_SQ8 &&
+      ((PageHeader)page)->pd_lower < (char*)meta + sizeof(HnswMetaPageData) - (char*)page)
+    return "metapage pd_lower does not cover the SQ8 metadata";
   if (meta->magic != HNSW_MAGIC) return "bad magic number in metapage";
   if (meta->version != HNSW_FORMAT_VERSION) return "unsupported on-disk format version";
   if (meta->dimensions > VECTOR_MAX_DIM) return "metapage dimensions out of range";
@@ -166,7 +172,11 @@ void HnswReadMeta(Relation index, HnswMetaPageData* meta) {
   Page page = BufferGetPage(buf);
   const char* problem = HnswPageProblem(page, HNSW_METAPAGE_BLKNO);
   if (problem == NULL) problem = HnswMetaProblem(page);
-  if (problem == NULL) memcpy(meta, HnswPageGetMeta(page), sizeof(HnswMetaPageData));
+  if (problem == NULL) {
+    const Size covered = ((PageHeader)page)->pd_lower - ((char*)HnswPageGetMeta(page) - (char*)page);
+    memset(meta, 0, sizeof(HnswMetaPageData));
+    memcpy(meta, HnswPageGetMeta(page), Min(covered, sizeof(HnswMetaPageData)));
+  }
   UnlockReleaseBuffer(buf);
   if (problem != NULL) HnswReportCorruption(index, HNSW_METAPAGE_BLKNO, problem);
 }

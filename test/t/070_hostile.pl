@@ -110,8 +110,10 @@ fails_like("CREATE INDEX ON t USING hnsw (embedding) WITH (m = 101)", qr/out of 
 	'm = 101 is rejected');
 fails_like("CREATE INDEX ON t USING hnsw (embedding) WITH (m = 16, ef_construction = 20)",
 	qr/ef_construction must be greater than or equal to 2 \* m/, 'ef_construction < 2 * m is rejected');
-fails_like("CREATE INDEX ON t USING hnsw (embedding) WITH (quantization = 'x')", qr/unrecognized parameter/,
+fails_like("CREATE INDEX ON t USING hnsw (embedding) WITH (quantize = 'sq8')", qr/unrecognized parameter/,
 	'an unknown index option is rejected');
+fails_like("CREATE INDEX ON t USING hnsw (embedding) WITH (quantization = 'x')",
+	qr/invalid value for enum option "quantization": x/, 'an unknown quantization is rejected');
 
 # ---- huge LIMITs
 for my $mode ('strict_order', 'relaxed_order', 'off')
@@ -323,7 +325,7 @@ is($cycles, 0, 'the DROP/CREATE loop had no error') or diag(slurp_file("$tmp/chu
 server_ok('at the end');
 # Expected errors of the statements above; anything else is unexpected.
 my @errors = grep {
-	!/canceling statement due to (statement|lock) timeout|invalid value for parameter|outside the valid range|out of bounds for option|dimensions|ef_construction must be|unrecognized parameter|unrecognized configuration|cursor can only scan forward|invalid configuration parameter name|churn FATAL:  connection to client lost/
+	!/canceling statement due to (statement|lock) timeout|invalid value for parameter|outside the valid range|out of bounds for option|dimensions|ef_construction must be|unrecognized parameter|invalid value for enum option "quantization"|unrecognized configuration|cursor can only scan forward|invalid configuration parameter name|churn FATAL:  connection to client lost/
 } server_errors_since($node, 0);
 is(scalar(@errors), 0, 'no unexpected error in the server log');
 diag(join("\n", @errors[ 0 .. ($#errors < 9 ? $#errors : 9) ])) if @errors;
