@@ -284,7 +284,16 @@ Status ParseNumber(const char* s, std::size_t len, Number* out) {
     std::snprintf(buf + n, sizeof buf - n, "e%lld", e);
     value = std::strtod(buf, nullptr);
   }
-  const bool exact = !dropped && e >= 0 && magnitude <= 15;
+  // Exact: an integer below 10^15 (< 2^53), or D / 10^k = (D / 5^k) / 2^k
+  // with 5^k dividing D and the quotient below 2^53 (0.5, 2.25, ...).
+  bool exact = !dropped && e >= 0 && magnitude <= 15;
+  if (!dropped && e < 0 && e >= -22 && nd <= 19) {
+    std::uint64_t d = 0;
+    for (int k = 0; k < nd; k++) d = d * 10 + static_cast<std::uint64_t>(digits[k]);
+    std::uint64_t five = 1;
+    for (long long k = 0; k < -e; k++) five *= 5;
+    exact = d % five == 0 && d / five < (std::uint64_t{1} << 53);
+  }
   if (negative && value != 0.0) value = -value;
   *out = Number{value, exact};
   return Status::Ok();

@@ -78,7 +78,8 @@ struct Item {
 };
 
 // A number parsed from decimal text: the nearest double, and whether it is
-// exactly that double (integers of at most 15 digits). -0 is 0. Out-of-range
+// exactly that double (recognised for integers of at most 15 digits and for
+// short binary fractions such as 0.5 or 2.25). -0 is 0. Out-of-range
 // magnitudes become +-infinity or 0 (inexact).
 struct Number {
   double value;

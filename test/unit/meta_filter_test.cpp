@@ -412,6 +412,15 @@ TEST(MetaFilterNumber, ParsesAndCanonicalizes) {
   ASSERT_TRUE(ParseNumber("0.1", 3, &n).ok());
   EXPECT_EQ(n.value, 0.1);
   EXPECT_FALSE(n.exact);
+  for (const char* t : {"0.5", "2.5", "-0.125", "0.75e1", "1.25000", "4503599627370495.5"}) {
+    ASSERT_TRUE(ParseNumber(t, std::strlen(t), &n).ok()) << t;
+    EXPECT_TRUE(n.exact) << t;
+    EXPECT_EQ(n.value, std::strtod(t, nullptr)) << t;
+  }
+  for (const char* t : {"0.2", "2.55", "9007199254740992.5", "1e-30", "0.0000000000000000000001"}) {
+    ASSERT_TRUE(ParseNumber(t, std::strlen(t), &n).ok()) << t;
+    EXPECT_FALSE(n.exact) << t;
+  }
   ASSERT_TRUE(ParseNumber("123456789012345", 15, &n).ok());
   EXPECT_TRUE(n.exact);
   EXPECT_EQ(n.value, 123456789012345.0);
@@ -1104,6 +1113,13 @@ TEST(MetaFilterRandom, NumbersNeverExcludeAMatch) {
   std::mt19937_64 rng(99);
   auto decimal = [&]() {
     std::string s;
+    if (rng() % 5 == 0) {  // a binary fraction, written exactly: m / 2^j
+      const int j = static_cast<int>(rng() % 12);
+      const double v = static_cast<double>(static_cast<std::int64_t>(rng() % 2000000) - 1000000) / std::ldexp(1.0, j);
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.*f", j, v);
+      return std::string(buf);
+    }
     if (rng() % 3 == 0) s += '-';
     const int int_digits = static_cast<int>(rng() % 12);
     for (int i = 0; i < int_digits; i++) s += static_cast<char>('0' + rng() % 10);
