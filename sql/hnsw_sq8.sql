@@ -98,6 +98,8 @@ CREATE INDEX sq_empty_idx ON sq_empty USING hnsw (v vector_cosine_ops) WITH (qua
 INSERT INTO sq_empty SELECT i, ARRAY[i, i % 7, 1]::vector FROM generate_series(1, 200) i;
 SET enable_seqscan = off;
 SELECT id FROM sq_empty ORDER BY v <=> '[10,3,1]' LIMIT 3;
+-- A zero query has no cosine distance (NaN): rows still come back.
+SELECT count(*) FROM (SELECT id FROM sq_empty ORDER BY v <=> '[0,0,0]' LIMIT 3) s;
 RESET enable_seqscan;
 SELECT count(*) AS problems FROM hnsw_index_check('sq_empty_idx', true);
 

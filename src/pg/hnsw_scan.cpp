@@ -338,7 +338,10 @@ static void HnswPrepareBatch(HnswScanOpaque so) {
     if (!so->batch_info[i].valid) continue;  // vanished since it was scored
     vecext::Sq8ElementInfo info;
     memcpy(&info, so->batch_data + i * so->store.data_size, sizeof(info));
-    so->batch_lb[kept] = vecext::Sq8Bounds(so->store.sq8_query, so->batch[i].distance, info).lower;
+    // A zero query under cosine: every SQL distance is NaN, above any bound.
+    so->batch_lb[kept] = so->store.sq8_zero_query
+                             ? 0.0
+                             : vecext::Sq8Bounds(so->store.sq8_query, so->batch[i].distance, info).lower;
     so->batch[kept] = so->batch[i];
     kept++;
   }

@@ -205,7 +205,13 @@ void HnswStoreEncode(const HnswStore* store, const float* vec, void* out) {
 
 void HnswStoreSetQuery(HnswStore* store, const float* query) {
   store->query = query;
-  if (store->quantization == HNSW_QUANT_SQ8 && store->sq8.dim > 0) {
+  store->sq8_zero_query = false;
+  if (store->quantization == HNSW_QUANT_SQ8 && store->sq8.dim > 0 &&
+      (vecext::Metric)store->metric == vecext::Metric::kCosine &&
+      !(vecext::SquaredNorm(query, (std::size_t)store->dim) > 0.0f)) {
+    // Like the float path, where a zero query is 1 - 0 from every element.
+    store->sq8_zero_query = true;
+  } else if (store->quantization == HNSW_QUANT_SQ8 && store->sq8.dim > 0) {
     float* buffer = (float*)MemoryContextAlloc(store->cxt, sizeof(float) * vecext::Sq8QueryFloats(store->sq8.dim));
     vecext::Status st = vecext::Sq8PrepareQuery(store->sq8, (vecext::Metric)store->metric, query, buffer,
                                                 &store->sq8_query);
@@ -429,8 +435,10 @@ void HnswStore::Score(const ElementId* ids, int n, int level, float bound, Candi
       HnswElementTuple etup = (HnswElementTuple)PageItem(page, IdOffset(ids[at]), element_size);
       if (etup == NULL || etup->type != HNSW_ELEMENT_TUPLE || etup->level < level || etup->level > HNSW_MAX_LEVEL)
         continue;
-      float d = sq8_codes ? vecext::Sq8Distance(sq8_query, (const uint8_t*)etup->vec + sizeof(vecext::Sq8ElementInfo))
-                          : dist_offset + dist_scale * kernel(query, etup->vec, (std::size_t)dim);
+      float d = !sq8_codes ? dist_offset + dist_scale * kernel(query, etup->vec, (std::size_t)dim)
+                : sq8_zero_query
+                    ? 1.0f
+                    : vecext::Sq8Distance(sq8_query, (const uint8_t*)etup->vec + sizeof(vecext::Sq8ElementInfo));
       if (std::isnan(d)) d = std::numeric_limits<float>::infinity();
       out[at].distance = d;
       out[at].id = ids[at];

@@ -59,6 +59,7 @@ struct HnswStore {
   Size element_size;              // bytes of an element tuple
   vecext::Sq8Params sq8;          // SQ8: the index's parameters (dim 0 until they exist)
   vecext::Sq8Query sq8_query;     // SQ8: the prepared query (HnswStoreSetQuery)
+  bool sq8_zero_query;            // SQ8 under cosine: the query has norm 0 (every distance 1, SQL NaN)
   const float* query;             // dim floats, prepared (normalized for cosine)
   vecext::DistanceFn kernel;      // index distance = dist_offset + dist_scale * kernel(query, v)
   float dist_offset;

@@ -113,17 +113,24 @@ my @cases = (
 	[ 'l1',     'vector_l1_ops',     '<+>', '' ],
 	# Too little memory for the graph: most rows go through the insert path.
 	[ 'l2_small_mem', 'vector_l2_ops', '<->', "SET maintenance_work_mem = '4MB';" ],
+	# SQ8: traversal by codes, rows re-ranked from the table.
+	[ 'l2_sq8',     'vector_l2_ops',     '<->', '', ", quantization = 'sq8'" ],
+	[ 'ip_sq8',     'vector_ip_ops',     '<#>', '', ", quantization = 'sq8'" ],
+	[ 'cosine_sq8', 'vector_cosine_ops', '<=>', '', ", quantization = 'sq8'" ],
+	[ 'l1_sq8',     'vector_l1_ops',     '<+>', '', ", quantization = 'sq8'" ],
+	[ 'l2_sq8_small_mem', 'vector_l2_ops', '<->', "SET maintenance_work_mem = '4MB';", ", quantization = 'sq8'" ],
 );
 
 for my $case (@cases)
 {
-	my ($name, $opclass, $op, $settings) = @$case;
+	my ($name, $opclass, $op, $settings, $options) = @$case;
+	$options //= '';
 	my $table = "items_$name";
 	my $index = "${table}_idx";
 	$node->safe_psql('postgres', "CREATE TABLE $table (id int, v vector($DIM))");
 	copy_into($table, $base);
 	my ($ret, $stdout, $stderr) = $node->psql('postgres',
-		"$settings CREATE INDEX $index ON $table USING hnsw (v $opclass) WITH (m = 16, ef_construction = 64)");
+		"$settings CREATE INDEX $index ON $table USING hnsw (v $opclass) WITH (m = 16, ef_construction = 64$options)");
 	is($ret, 0, "$table: index built");
 	if ($settings)
 	{
@@ -148,6 +155,47 @@ for my $case (@cases)
 		"$table: vacuum removed the deleted rows from the index");
 	check_step($table, $op, $index, 'after deleting 30% and VACUUM');
 	$node->safe_psql('postgres', "DROP TABLE $table");
+}
+
+# 3072 dimensions (beyond float4 elements' 2000): an SQ8 index on clustered
+# data, recall@10 against exact search.
+{
+	my $W = 3072;
+	$node->safe_psql('postgres', qq{
+		CREATE TABLE wide (id int, v vector($W));
+		-- 23 clusters on a 6-dimensional latent space, spread within each
+		-- cluster, plus a little noise: distances differ clearly.
+		INSERT INTO wide SELECT i, (SELECT array_agg(s) FROM (SELECT j,
+		    sum((sin((i % 23) * 1.7 + k * 0.9) * 2 + 0.5 * sin(i * 0.77 + k * 1.3)) * sin(j * (0.01 + k * 0.003) + k))
+		      + 0.05 * sin(i * 12.9898 + j * 78.233) AS s
+		    FROM generate_series(1, $W) j, generate_series(1, 6) k GROUP BY j ORDER BY j) x)::vector
+		  FROM generate_series(1, 1000) i;
+		CREATE TABLE wide_queries (id int, v vector($W));
+		INSERT INTO wide_queries SELECT i, (SELECT array_agg(s) FROM (SELECT j,
+		    sum((sin((i % 23) * 1.7 + k * 0.9) * 2 + 0.5 * sin(i * 0.31 + k * 2.1)) * sin(j * (0.01 + k * 0.003) + k))
+		      + 0.05 * sin(i * 4.1414 + j * 3.7) AS s
+		    FROM generate_series(1, $W) j, generate_series(1, 6) k GROUP BY j ORDER BY j) x)::vector
+		  FROM generate_series(1, 30) i;
+		CREATE INDEX wide_idx ON wide USING hnsw (v vector_l2_ops) WITH (m = 16, ef_construction = 64, quantization = 'sq8');
+	});
+	is($node->safe_psql('postgres', "SELECT dimensions || ' ' || quantization FROM hnsw_index_stats('wide_idx')"),
+		"$W sq8", 'a 3072-dimension SQ8 index is built');
+	my $nn = "SELECT q.id AS qid, x.id FROM wide_queries q CROSS JOIN LATERAL "
+	  . "(SELECT t.id FROM wide t ORDER BY t.v <-> q.v LIMIT $K) x";
+	my $r = $node->safe_psql('postgres', qq{
+		SET enable_indexscan = off;
+		SET enable_bitmapscan = off;
+		CREATE TEMP TABLE exact AS $nn;
+		RESET enable_indexscan;
+		SET enable_seqscan = off;
+		SET hnsw.ef_search = 40;
+		CREATE TEMP TABLE approx AS $nn;
+		SELECT round(count(*)::numeric / ($K * 30), 3) FROM approx JOIN exact USING (qid, id);
+	});
+	cmp_ok($r, '>=', $FLOOR, "wide: recall\@$K $r >= $FLOOR with 3072 dimensions and SQ8");
+	is($node->safe_psql('postgres', "SELECT string_agg(p, '; ') FROM hnsw_index_check('wide_idx', true) p"),
+		'', 'wide: hnsw_index_check finds no problem');
+	$node->safe_psql('postgres', 'DROP TABLE wide, wide_queries');
 }
 
 $node->stop;

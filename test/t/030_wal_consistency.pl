@@ -48,19 +48,28 @@ my $next = $ROWS + 1;
 for my $c (@classes)
 {
 	my $t = "w_$c";
+	my $s = "ws_$c";  # SQ8
 	my $f = "wf_$c";
+	# The fallback build is SQ8 for half of the opclasses.
+	my $fquant = ($c eq 'l2' || $c eq 'cosine') ? 'sq8' : 'none';
 	$primary->safe_psql('postgres', qq{
 		CREATE TABLE $t (id int PRIMARY KEY, embedding vector($DIM)) WITH (autovacuum_enabled = off);
+		CREATE TABLE $s (id int PRIMARY KEY, embedding vector($DIM)) WITH (autovacuum_enabled = off);
 		CREATE TABLE $f (id int PRIMARY KEY, embedding vector($DIM)) WITH (autovacuum_enabled = off);
-	} . rand_vectors_sql($t, 1, $ROWS, $DIM) . rand_vectors_sql($f, 1, 3 * $ROWS, $DIM));
+	} . rand_vectors_sql($t, 1, $ROWS, $DIM) . rand_vectors_sql($s, 1, $ROWS, $DIM)
+	  . rand_vectors_sql($f, 1, 3 * $ROWS, $DIM));
 	step("$c: build in memory",
 		"CREATE INDEX ${t}_idx ON $t USING hnsw (embedding vector_${c}_ops) WITH (m = 6, ef_construction = 24)");
+	step("$c: SQ8 build in memory",
+		"CREATE INDEX ${s}_idx ON $s USING hnsw (embedding vector_${c}_ops) "
+		  . "WITH (m = 6, ef_construction = 24, quantization = 'sq8')");
 
 	# 1MB of maintenance_work_mem holds a few thousand rows: the rest go
 	# through the on-disk fallback.
 	my ($rc, $out, $err) = $primary->psql('postgres',
 		"SET maintenance_work_mem = '1MB'; SET client_min_messages = notice; "
-		  . "CREATE INDEX ${f}_idx ON $f USING hnsw (embedding vector_${c}_ops) WITH (m = 16, ef_construction = 64)");
+		  . "CREATE INDEX ${f}_idx ON $f USING hnsw (embedding vector_${c}_ops) "
+		  . "WITH (m = 16, ef_construction = 64, quantization = '$fquant')");
 	is($rc, 0, "$c: build with the maintenance_work_mem fallback");
 	like($err, qr/no longer fits into maintenance_work_mem/, "$c: the fallback build says so");
 	my $why = wait_replay_or_death($primary, $standby, 300, $standby_log);
@@ -68,13 +77,16 @@ for my $c (@classes)
 
 	step("$c: inserts",
 		rand_vectors_sql($t, $next, int($ROWS / 2), $DIM)
+		  . rand_vectors_sql($s, $next, int($ROWS / 2), $DIM)
 		  . rand_vectors_sql($f, 3 * $ROWS + 1, int($ROWS / 4), $DIM));
 	step("$c: deletes and vacuum",
-		"DELETE FROM $t WHERE id % 5 IN (0, 1); DELETE FROM $f WHERE id % 3 = 0; VACUUM $t; VACUUM $f;");
+		"DELETE FROM $t WHERE id % 5 IN (0, 1); DELETE FROM $f WHERE id % 3 = 0; VACUUM $t; VACUUM $f; "
+		  . "DELETE FROM $s WHERE id % 5 IN (0, 1); VACUUM $s;");
 	step("$c: inserts into the freed space",
 		rand_vectors_sql($t, $next + $ROWS, int($ROWS / 2), $DIM));
 	step("$c: second delete and vacuum", "DELETE FROM $t WHERE id % 7 = 0; VACUUM $t;");
-	step("$c: reindex", "REINDEX INDEX ${t}_idx");
+	step("$c: reindex", "REINDEX INDEX ${t}_idx; REINDEX INDEX ${s}_idx");
+	check_index_ok($standby, "${s}_idx", "$c: the standby's SQ8 index passes hnsw_index_check", 1);
 	check_index_ok($standby, "${t}_idx", "$c: the standby's index passes hnsw_index_check", 1);
 	check_index_ok($standby, "${f}_idx", "$c: the standby's fallback-built index passes hnsw_index_check");
 	rows_equal($primary, $standby, "SELECT count(*), sum(id) FROM $t", "$c: same rows on the standby");
