@@ -92,6 +92,13 @@ FROM (VALUES
   ('{"a": 1, "b": 2}', '{}'), ('{"a": 1, "b": 2}', '{a,NULL}'), ('{"a": 1, "b": 2}', '{NULL}'),
   ('["a", "b"]', '{a,b}'), ('["a", "b"]', '{b,c}')) v(d, k);
 
+-- containment of any element (metadata @> ANY(array): an index scan key
+-- over an array, when the access method searches arrays)
+SELECT d, q, d @> ANY(q) AS real, hnsw_filter_matches_any(d, q) AS filter
+FROM (VALUES ('{"a": 1}'::jsonb, '{}'::jsonb[]), ('{"a": 1}', ARRAY['{"a": 2}', '{"a": 1}']::jsonb[]),
+             ('{"a": 1}', ARRAY['{"a": 2}', '{"b": 1}']::jsonb[]), ('{"a": 1}', ARRAY[NULL, '{"a": 1}']::jsonb[]),
+             ('{"a": 1}', ARRAY[NULL]::jsonb[]), ('{"a": 1}', NULL), (NULL, ARRAY['{}']::jsonb[])) v(d, q);
+
 -- jsonpath: @@ (the predicate is true) and @? (the path yields an item).
 -- Lax paths reach values through arrays; strict paths reach fewer. Forms the
 -- index cannot reduce to stored values give 'maybe'.
@@ -269,6 +276,8 @@ UNION ALL SELECT op, format('%s%s %s %s', mode, p, cmp, c)
        unnest(ARRAY['$.a', '$.b', '$.a.b', '$.b.c', '$.a[*]', '$.a[0]', '$']) p,
        unnest(ARRAY['==', '!=', '<', '>=']) cmp,
        unnest(ARRAY['1', '2.5', '"x"', '"1"', 'null', 'true', '-1']) c
+UNION ALL SELECT 'any', ARRAY[jsonb_build_object('a', v1.v), jsonb_build_object('b', v2.v)]::text
+  FROM filter_values v1, filter_values v2 WHERE (length(v1.v::text) + 3 * length(v2.v::text)) % 9 = 0
 UNION ALL SELECT op, p FROM unnest(ARRAY['@@', '@?']) op, unnest(ARRAY['$.a', '$.a.b', 'exists($.a.b)', '$.b.c[*] == "y"',
   '$.a ? (@.b == 1)', '$.b ? (@.c == "x" || @.c == 2)', '$.a ? (@ > 0 && @ < 2)', '$.a == 1 && $.b == "x"',
   '$.a == 1 || $.b == "x"', '$.a ? (@ == "x").b', '$.a.b.c == 2', '$.b.c ? (@ == 2)', '!($.a == 1)',
@@ -280,11 +289,13 @@ SELECT d.id, q.op, q.q,
                  WHEN '?|' THEN d.d ?| q.q::text[]
                  WHEN '?&' THEN d.d ?& q.q::text[]
                  WHEN '@?' THEN d.d @? q.q::jsonpath
-                 WHEN '@@' THEN d.d @@ q.q::jsonpath END AS real,
+                 WHEN '@@' THEN d.d @@ q.q::jsonpath
+                 WHEN 'any' THEN d.d @> ANY(q.q::jsonb[]) END AS real,
        CASE q.op WHEN '@>' THEN hnsw_filter_matches(d.d, q.q::jsonb)
                  WHEN '?' THEN hnsw_filter_matches_keys(d.d, ARRAY[q.q], '?')
                  WHEN '?|' THEN hnsw_filter_matches_keys(d.d, q.q::text[], '?|')
                  WHEN '?&' THEN hnsw_filter_matches_keys(d.d, q.q::text[], '?&')
+                 WHEN 'any' THEN hnsw_filter_matches_any(d.d, q.q::jsonb[])
                  ELSE hnsw_filter_matches_path(d.d, q.q::jsonpath, q.op) END AS filter
 FROM filter_docs d, filter_queries q;
 SELECT op, count(DISTINCT q) AS queries,

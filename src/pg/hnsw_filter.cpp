@@ -488,6 +488,31 @@ static void CompileJsonPath(meta::ProgramBuilder* b, JsonPath* jp, bool match) {
   b->Close();
 }
 
+// Emits the conditions of one qual `metadata <strategy> arg`.
+static void CompileQual(meta::ProgramBuilder* b, StrategyNumber strategy, Datum arg) {
+  switch (strategy) {
+    case HNSW_FILTER_STRATEGY_CONTAINS:
+      CompileContains(b, DatumGetJsonbP(arg));
+      break;
+    case HNSW_FILTER_STRATEGY_EXISTS: {
+      text* k = DatumGetTextPP(arg);
+      b->KeyExists(VARDATA_ANY(k), VARSIZE_ANY_EXHDR(k));
+      break;
+    }
+    case HNSW_FILTER_STRATEGY_EXISTS_ANY:
+    case HNSW_FILTER_STRATEGY_EXISTS_ALL:
+      CompileExistsArray(b, DatumGetArrayTypeP(arg), strategy == HNSW_FILTER_STRATEGY_EXISTS_ALL);
+      break;
+    case HNSW_FILTER_STRATEGY_PATH_EXISTS:
+    case HNSW_FILTER_STRATEGY_PATH_MATCH:
+      CompileJsonPath(b, DatumGetJsonPathP(arg), strategy == HNSW_FILTER_STRATEGY_PATH_MATCH);
+      break;
+    default:
+      b->Maybe();
+      break;
+  }
+}
+
 HnswFilterProgram* HnswFilterCompile(ScanKey keys, int nkeys, AttrNumber attno) {
   MemoryContext caller = CurrentMemoryContext;
   MemoryContext tmp = AllocSetContextCreate(caller, "hnsw filter compile", ALLOCSET_SMALL_SIZES);
@@ -502,29 +527,29 @@ HnswFilterProgram* HnswFilterCompile(ScanKey keys, int nkeys, AttrNumber attno) 
       b->No();
       continue;
     }
-    switch (key->sk_strategy) {
-      case HNSW_FILTER_STRATEGY_CONTAINS:
-        CompileContains(b, DatumGetJsonbP(key->sk_argument));
-        break;
-      case HNSW_FILTER_STRATEGY_EXISTS: {
-        text* k = DatumGetTextPP(key->sk_argument);
-        b->KeyExists(VARDATA_ANY(k), VARSIZE_ANY_EXHDR(k));
-        break;
+    if (key->sk_flags & SK_SEARCHARRAY) {
+      // metadata <op> ANY(array) (amsearcharray): any element; NULL elements
+      // never make the operator true.
+      ArrayType* arr = DatumGetArrayTypeP(key->sk_argument);
+      int16 typlen;
+      bool typbyval;
+      char typalign;
+      get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
+      Datum* elems;
+      bool* nulls;
+      int n;
+      deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign, &elems, &nulls, &n);
+      b->OpenOr();
+      for (int j = 0; j < n; j++) {
+        if (nulls[j]) continue;
+        b->OpenAnd();
+        CompileQual(b, key->sk_strategy, elems[j]);
+        b->Close();
       }
-      case HNSW_FILTER_STRATEGY_EXISTS_ANY:
-      case HNSW_FILTER_STRATEGY_EXISTS_ALL:
-        CompileExistsArray(b, DatumGetArrayTypeP(key->sk_argument),
-                           key->sk_strategy == HNSW_FILTER_STRATEGY_EXISTS_ALL);
-        break;
-      case HNSW_FILTER_STRATEGY_PATH_EXISTS:
-      case HNSW_FILTER_STRATEGY_PATH_MATCH:
-        CompileJsonPath(b, DatumGetJsonPathP(key->sk_argument),
-                        key->sk_strategy == HNSW_FILTER_STRATEGY_PATH_MATCH);
-        break;
-      default:
-        b->Maybe();
-        break;
+      b->Close();
+      continue;
     }
+    CompileQual(b, key->sk_strategy, key->sk_argument);
   }
   b->Close();
   uint32_t n = 0;
@@ -609,6 +634,22 @@ VECEXT_FUNCTION(hnsw_metadata_signature) {
 VECEXT_FUNCTION(hnsw_filter_matches) {
   Jsonb* doc = PG_ARGISNULL(0) ? NULL : PG_GETARG_JSONB_P(0);
   PG_RETURN_TEXT_P(MatchText(doc, HNSW_FILTER_STRATEGY_CONTAINS, PG_GETARG_DATUM(1), PG_ARGISNULL(1)));
+}
+
+// hnsw_filter_matches_any(metadata jsonb, queries jsonb[]): for
+// metadata @> ANY(queries), as an index with amsearcharray sees it.
+VECEXT_FUNCTION(hnsw_filter_matches_any) {
+  Jsonb* doc = PG_ARGISNULL(0) ? NULL : PG_GETARG_JSONB_P(0);
+  ScanKeyData key;
+  memset(&key, 0, sizeof key);
+  key.sk_flags = PG_ARGISNULL(1) ? SK_ISNULL : SK_SEARCHARRAY;
+  key.sk_attno = 1;
+  key.sk_strategy = HNSW_FILTER_STRATEGY_CONTAINS;
+  key.sk_argument = PG_ARGISNULL(1) ? (Datum)0 : PG_GETARG_DATUM(1);
+  HnswFilterProgram* program = HnswFilterCompile(&key, 1, 1);
+  bytea* sig = HnswMetaEncode(doc, HNSW_FILTER_DEFAULT_MAX_BYTES, false);
+  bool may = HnswFilterMayMatch(program, (const uint8*)VARDATA(sig), VARSIZE(sig) - VARHDRSZ);
+  PG_RETURN_TEXT_P(cstring_to_text(may ? "maybe" : "no"));
 }
 
 // hnsw_filter_matches_path(metadata jsonb, query jsonpath, op text '@@' or '@?').

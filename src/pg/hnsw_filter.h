@@ -58,7 +58,8 @@ bytea* HnswMetaEncodeDatum(Datum value, bool isnull, int max_bytes, bool wide_nu
 
 // Compiles the scan keys on column `attno` (strategies above; keys on other
 // columns are ignored, unknown strategies count as "cannot check") into a
-// palloc'd program. Never NULL.
+// palloc'd program. Never NULL. Keys with SK_SEARCHARRAY (`op ANY(array)`,
+// when the AM sets amsearcharray) match when any element does.
 HnswFilterProgram* HnswFilterCompile(ScanKey keys, int nkeys, AttrNumber attno);
 // HNSW_FILTER_ALWAYS_MAYBE, HNSW_FILTER_ALWAYS_NO or HNSW_FILTER_DEPENDS.
 int HnswFilterKind(const HnswFilterProgram* program);

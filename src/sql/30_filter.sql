@@ -17,6 +17,11 @@ CREATE FUNCTION @extschema@.hnsw_filter_matches(metadata pg_catalog.jsonb, query
   RETURNS pg_catalog.text
   AS 'MODULE_PATHNAME', 'hnsw_filter_matches' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
+-- Likewise for `metadata @> ANY(queries)` (an index scan key over an array).
+CREATE FUNCTION @extschema@.hnsw_filter_matches_any(metadata pg_catalog.jsonb, queries pg_catalog.jsonb[])
+  RETURNS pg_catalog.text
+  AS 'MODULE_PATHNAME', 'hnsw_filter_matches_any' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
 -- Likewise for `metadata @@ query` (op '@@') or `metadata @? query` (op '@?').
 CREATE FUNCTION @extschema@.hnsw_filter_matches_path(metadata pg_catalog.jsonb, query pg_catalog.jsonpath,
     op pg_catalog.text DEFAULT '@@')
