@@ -355,8 +355,10 @@ Status Sq8Encode(const Sq8Params& p, Metric metric, const float* x, std::uint8_t
   if (normalize) {
     // The SQL operator's share for this row: its float sums may underflow
     // (absolute n 2^-150 against |x|^2) or overflow (docs/quantization.md).
+    // + 4u: x may itself be a normalized float vector (NormalizeInPlace),
+    // whose direction is within 2u of the original's.
     const double sigma = (static_cast<double>(n) + 8.0) * std::ldexp(1.0, -150) / sum_sq;
-    e2 = (sum_sq >= kFloatSumLimit || sigma > 1e-3) ? kInf : e2 + 4.0 * sigma;
+    e2 = (sum_sq >= kFloatSumLimit || sigma > 1e-3) ? kInf : e2 + 4.0 * sigma + 4.0 * kUnitRoundoff;
   }
   info->sq_norm = static_cast<float>(dec2);
   info->err_l2 = RoundUp(e2);
@@ -424,7 +426,9 @@ Status Sq8PrepareQueryWith(const Sq8Kernels& k, const Sq8Params& p, Metric metri
         inv = 1.0 / std::sqrt(sum_sq);
         const double sigma = (static_cast<double>(n) + 8.0) * std::ldexp(1.0, -150) / sum_sq;
         if (sum_sq >= kFloatSumLimit || sigma > 1e-3) r.unbounded = true;
-        r.tiny += 4.0 * sigma;  // the SQL operator's share for the query
+        // The SQL operator's share for the query, and 4u for a query that
+        // was normalized in float by the caller (see Sq8Encode).
+        r.tiny += 4.0 * sigma + 4.0 * kUnitRoundoff;
       } else {
         r.q_norm = std::sqrt(sum_sq) * (1.0 + 1e-12);
       }

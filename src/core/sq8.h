@@ -16,7 +16,10 @@
 // sum |q - x| for L1. Bounds are in SQL operator units (<-> is the square
 // root of squared L2). Vectors are always passed as the user gave them (not
 // normalized): under cosine, the functions here normalize themselves, and
-// the bounds need the original norm.
+// the bounds need the original norm. (Passing vectors already normalized by
+// NormalizeInPlace is safe too, except for vectors so small, |x| < ~1e-18,
+// that the SQL operator's float sums underflow: the bounds of those hold only
+// when the original vector is passed.)
 //
 // Everything is trivially destructible and works in caller-provided memory:
 // nothing here allocates, throws or calls back, so any frame may hold these
