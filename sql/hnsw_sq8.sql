@@ -33,7 +33,8 @@ SET hnsw.ef_search = 100;
 CREATE INDEX sq_bad ON sq USING hnsw (v) WITH (quantization = 'int4');
 CREATE INDEX sq_bad ON sq USING hnsw (v) WITH (quantization = 'sq8', m = 1);
 CREATE INDEX sq_l2 ON sq USING hnsw (v vector_l2_ops) WITH (quantization = 'sq8', m = 8, ef_construction = 64);
-SELECT elements, quantization, dimensions, metric FROM hnsw_index_stats('sq_l2');
+SELECT elements, quantization, dimensions, metric, element_bytes, neighbor_bytes, quantization_bytes
+  FROM hnsw_index_stats('sq_l2');
 SELECT count(*) AS problems FROM hnsw_index_check('sq_l2', true);
 EXPLAIN (COSTS OFF) SELECT id FROM sq ORDER BY v <-> '[1,1,1,1,1,1,1,1]' LIMIT 5;
 SELECT sq_mismatches('<->');
@@ -108,7 +109,7 @@ CREATE TABLE sq_wide (id int, v vector);
 INSERT INTO sq_wide SELECT i, array_fill((i % 5)::real, ARRAY[4096])::vector FROM generate_series(1, 20) i;
 CREATE INDEX ON sq_wide USING hnsw (v) WITH (quantization = 'none');
 CREATE INDEX sq_wide_idx ON sq_wide USING hnsw (v) WITH (quantization = 'sq8');
-SELECT dimensions, quantization FROM hnsw_index_stats('sq_wide_idx');
+SELECT dimensions, quantization, element_bytes, quantization_bytes FROM hnsw_index_stats('sq_wide_idx');
 SET enable_seqscan = off;
 SELECT count(*) FROM (SELECT id FROM sq_wide ORDER BY v <-> array_fill(3::real, ARRAY[4096])::vector LIMIT 4) s
   WHERE id % 5 = 3;

@@ -695,8 +695,8 @@ VECEXT_FUNCTION(hnsw_index_stats) {
     mins[i] = Int32GetDatum(degree_min[i] < 0 ? 0 : degree_min[i]);
   }
 
-  Datum values[14];
-  bool nulls[14];
+  Datum values[17];
+  bool nulls[17];
   memset(nulls, 0, sizeof(nulls));
   values[0] = Int64GetDatum(st.live);
   values[1] = Int64GetDatum(st.deleted);
@@ -713,6 +713,12 @@ VECEXT_FUNCTION(hnsw_index_stats) {
   values[12] = Int32GetDatum((int32)st.meta.dimensions);
   values[13] =
       CStringGetTextDatum(st.meta.quantization == 0 ? "none" : (st.meta.quantization == 1 ? "sq8" : "unknown"));
+  // Bytes of one element tuple and of its neighbour tuple on level 0 (with
+  // their line pointers), and of the SQ8 parameters (0 without).
+  values[14] = Int32GetDatum((int32)(HNSW_ELEMENT_TUPLE_SIZE_Q(st.meta.quantization, (int)st.meta.dimensions) +
+                                     sizeof(ItemIdData)));
+  values[15] = Int32GetDatum((int32)(HNSW_NEIGHBOR_TUPLE_SIZE(HnswNeighborSlots(0, st.meta.m)) + sizeof(ItemIdData)));
+  values[16] = Int64GetDatum(st.meta.quantization == HNSW_QUANT_SQ8 ? (int64)st.meta.params_bytes : 0);
   HeapTuple tuple = heap_form_tuple(tupdesc, values, nulls);
 
   MemoryContextDelete(cxt);

@@ -290,6 +290,7 @@ struct HnswScanOpaqueData {
   HnswElementInfo* batch_info;
   double last_lb;           // of the last row returned (strict_order)
   double bound_sql;         // the distance cut-off in SQL units (bounded)
+  uint64 returned;          // rows returned (DEBUG2 statistics)
 };
 typedef HnswScanOpaqueData* HnswScanOpaque;
 
@@ -475,6 +476,7 @@ static void HnswRescanImpl(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey 
   so->batch_len = 0;
   so->batch_pos = 0;
   so->returned_any = false;
+  so->returned = 0;
   so->bounded = false;
   so->sq8 = false;
   so->iterative = hnsw_iterative_scan;
@@ -537,6 +539,7 @@ static bool HnswGetTupleImpl(IndexScanDesc scan, ScanDirection dir) {
         scan->xs_orderbyvals[0] = Float8GetDatum(lb);
         scan->xs_orderbynulls[0] = false;
         so->returned_any = true;
+        so->returned++;
         so->last_lb = lb;
         return true;
       }
@@ -551,6 +554,7 @@ static bool HnswGetTupleImpl(IndexScanDesc scan, ScanDirection dir) {
       scan->xs_recheck = false;
       scan->xs_recheckorderby = false;
       so->returned_any = true;
+      so->returned++;
       so->last_distance = c.distance;
       return true;
     }
@@ -564,9 +568,12 @@ static bool HnswGetTupleImpl(IndexScanDesc scan, ScanDirection dir) {
 static void HnswEndScanImpl(IndexScanDesc scan) {
   HnswScanOpaque so = (HnswScanOpaque)scan->opaque;
   if (so->started && so->store.index != NULL)
-    elog(DEBUG2, "hnsw scan: %llu buffer reads, %llu elements scored, %llu expansions (%llu from the link cache)",
-         (unsigned long long)so->store.buffer_reads, (unsigned long long)so->store.scored,
-         (unsigned long long)so->store.expansions, (unsigned long long)so->store.cached_expansions);
+    elog(DEBUG2,
+         "hnsw scan: %llu rows returned, %llu buffer reads, %llu elements scored, %llu expansions (%llu from the "
+         "link cache)",
+         (unsigned long long)so->returned, (unsigned long long)so->store.buffer_reads,
+         (unsigned long long)so->store.scored, (unsigned long long)so->store.expansions,
+         (unsigned long long)so->store.cached_expansions);
   MemoryContextDelete(so->cxt);
   pfree(so);
   scan->opaque = NULL;

@@ -52,7 +52,10 @@ CREATE FUNCTION @extschema@.hnsw_index_stats(index pg_catalog.regclass,
     OUT ef_construction pg_catalog.int4,
     OUT metric pg_catalog.text,
     OUT dimensions pg_catalog.int4,
-    OUT quantization pg_catalog.text)
+    OUT quantization pg_catalog.text,      -- none or sq8
+    OUT element_bytes pg_catalog.int4,     -- one element tuple (vector or SQ8 codes and error norms)
+    OUT neighbor_bytes pg_catalog.int4,    -- the neighbour tuple of an element of level 0
+    OUT quantization_bytes pg_catalog.int8) -- SQ8 parameters (lo and scale per dimension); 0 without
   RETURNS record
   AS 'MODULE_PATHNAME', 'hnsw_index_stats' LANGUAGE C STRICT;
 
