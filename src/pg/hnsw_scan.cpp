@@ -331,21 +331,39 @@ static void HnswEvaluateBound(HnswScanOpaque so) {
 static void HnswPrepareBatch(HnswScanOpaque so) {
   if (!so->sq8 || so->batch_len == 0) return;
   const size_t n = so->batch_len;
-  vecext::hnsw::ElementId ids[HNSW_MAX_EF_SEARCH + 1];
-  for (size_t i = 0; i < n; i++) ids[i] = so->batch[i].id;
-  HnswStoreLoadElements(&so->store, ids, (int)n, so->batch_data, so->batch_info);
+  // The side data Score kept; the pages of elements it lacks are read again.
+  vecext::hnsw::ElementId missing[HNSW_MAX_EF_SEARCH + 1];
+  int nmissing = 0;
+  bool* have = (bool*)palloc(sizeof(bool) * n);
+  vecext::Sq8ElementInfo* infos = (vecext::Sq8ElementInfo*)palloc(sizeof(vecext::Sq8ElementInfo) * n);
+  for (size_t i = 0; i < n; i++) {
+    have[i] = HnswStoreSq8Info(&so->store, so->batch[i].id, &infos[i]);
+    if (!have[i]) missing[nmissing++] = so->batch[i].id;
+  }
+  if (nmissing > 0) {
+    HnswStoreLoadElements(&so->store, missing, nmissing, so->batch_data, so->batch_info);
+    int k = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (have[i]) continue;
+      if (so->batch_info[k].valid) {
+        memcpy(&infos[i], so->batch_data + (size_t)k * so->store.data_size, sizeof(vecext::Sq8ElementInfo));
+        have[i] = true;
+      }
+      k++;
+    }
+  }
   size_t kept = 0;
   for (size_t i = 0; i < n; i++) {
-    if (!so->batch_info[i].valid) continue;  // vanished since it was scored
-    vecext::Sq8ElementInfo info;
-    memcpy(&info, so->batch_data + i * so->store.data_size, sizeof(info));
+    if (!have[i]) continue;  // vanished since it was scored
     // A zero query under cosine: every SQL distance is NaN, above any bound.
     so->batch_lb[kept] = so->store.sq8_zero_query
                              ? 0.0
-                             : vecext::Sq8Bounds(so->store.sq8_query, so->batch[i].distance, info).lower;
+                             : vecext::Sq8Bounds(so->store.sq8_query, so->batch[i].distance, infos[i]).lower;
     so->batch[kept] = so->batch[i];
     kept++;
   }
+  pfree(have);
+  pfree(infos);
   so->batch_len = kept;
   // Insertion sort by bound (n <= ef_search + 1; the order is nearly right).
   for (size_t i = 1; i < kept; i++) {
@@ -395,6 +413,7 @@ static void HnswStartSearch(IndexScanDesc scan) {
     HnswReportCorruption(index, HNSW_METAPAGE_BLKNO, "the SQ8 parameters are missing");
   HnswStoreSetQuery(&so->store, so->query);
   if (so->sq8) {
+    HnswStoreKeepSq8Info(&so->store);
     so->batch_lb = (double*)palloc(sizeof(double) * (size_t)(so->ef + 1));
     so->batch_data = (char*)palloc(so->store.data_size * (size_t)(so->ef + 1));
     so->batch_info = (HnswElementInfo*)palloc(sizeof(HnswElementInfo) * (size_t)(so->ef + 1));

@@ -169,6 +169,68 @@ void HnswStoreInit(HnswStore* store, Relation index, int dim, int m, int metric,
   store->max_entries = (uint32)Min(max_entries, (Size)PG_INT32_MAX);
 }
 
+void HnswStoreKeepSq8Info(HnswStore* store) {
+  if (store->quantization != HNSW_QUANT_SQ8 || store->sq8_cap > 0) return;
+  store->sq8_cap = 1024;
+  store->sq8_count = 0;
+  store->sq8_keys = (uint64*)MemoryContextAllocZero(store->cxt, sizeof(uint64) * store->sq8_cap);
+  store->sq8_infos = (vecext::Sq8ElementInfo*)MemoryContextAlloc(store->cxt, sizeof(vecext::Sq8ElementInfo) * store->sq8_cap);
+}
+
+static inline uint32 Sq8Slot(uint64 key, uint32 mask) {
+  uint64 h = key * UINT64CONST(0x9E3779B97F4A7C15);
+  return (uint32)(h >> 32) & mask;
+}
+
+static void Sq8InfoPut(HnswStore* store, ElementId id, const vecext::Sq8ElementInfo& info);
+
+static void Sq8InfoGrow(HnswStore* store) {
+  uint64* keys = store->sq8_keys;
+  vecext::Sq8ElementInfo* infos = store->sq8_infos;
+  const uint32 cap = store->sq8_cap;
+  store->sq8_cap = cap * 2;
+  store->sq8_count = 0;
+  store->sq8_keys = (uint64*)MemoryContextAllocZero(store->cxt, sizeof(uint64) * store->sq8_cap);
+  store->sq8_infos =
+      (vecext::Sq8ElementInfo*)MemoryContextAlloc(store->cxt, sizeof(vecext::Sq8ElementInfo) * store->sq8_cap);
+  for (uint32 i = 0; i < cap; i++) {
+    if (keys[i] != 0) Sq8InfoPut(store, keys[i] - 1, infos[i]);
+  }
+  pfree(keys);
+  pfree(infos);
+}
+
+static void Sq8InfoPut(HnswStore* store, ElementId id, const vecext::Sq8ElementInfo& info) {
+  if (2 * (store->sq8_count + 1) > store->sq8_cap) Sq8InfoGrow(store);
+  const uint32 mask = store->sq8_cap - 1;
+  const uint64 key = id + 1;
+  for (uint32 i = Sq8Slot(key, mask);; i = (i + 1) & mask) {
+    if (store->sq8_keys[i] == key) {
+      store->sq8_infos[i] = info;
+      return;
+    }
+    if (store->sq8_keys[i] == 0) {
+      store->sq8_keys[i] = key;
+      store->sq8_infos[i] = info;
+      store->sq8_count++;
+      return;
+    }
+  }
+}
+
+bool HnswStoreSq8Info(const HnswStore* store, ElementId id, vecext::Sq8ElementInfo* out) {
+  if (store->sq8_cap == 0) return false;
+  const uint32 mask = store->sq8_cap - 1;
+  const uint64 key = id + 1;
+  for (uint32 i = Sq8Slot(key, mask);; i = (i + 1) & mask) {
+    if (store->sq8_keys[i] == key) {
+      *out = store->sq8_infos[i];
+      return true;
+    }
+    if (store->sq8_keys[i] == 0) return false;
+  }
+}
+
 float HnswStoreDataDistance(const HnswStore* store, const void* a, const void* b) {
   if (store->quantization == HNSW_QUANT_SQ8) {
     vecext::Sq8ElementInfo ia, ib;
@@ -442,6 +504,11 @@ void HnswStore::Score(const ElementId* ids, int n, int level, float bound, Candi
       if (std::isnan(d)) d = std::numeric_limits<float>::infinity();
       out[at].distance = d;
       out[at].id = ids[at];
+      if (sq8_cap > 0 && level == 0 && !(etup->flags & HNSW_ELEMENT_DELETED)) {
+        vecext::Sq8ElementInfo info;
+        memcpy(&info, etup->vec, sizeof(info));
+        Sq8InfoPut(this, ids[at], info);
+      }
       flags[at] = (uint8_t)(vecext::hnsw::kScoreValid |
                             ((etup->flags & HNSW_ELEMENT_DELETED) ? 0 : vecext::hnsw::kScoreReturnable));
 

@@ -60,6 +60,13 @@ struct HnswStore {
   vecext::Sq8Params sq8;          // SQ8: the index's parameters (dim 0 until they exist)
   vecext::Sq8Query sq8_query;     // SQ8: the prepared query (HnswStoreSetQuery)
   bool sq8_zero_query;            // SQ8 under cosine: the query has norm 0 (every distance 1, SQL NaN)
+  // SQ8 scans: the side data of every returnable element scored on level 0,
+  // by id (open addressing; key id + 1, 0 = empty), so that the scan's bounds
+  // need no second visit to the element's page. Off (cap 0) unless enabled.
+  uint64* sq8_keys;
+  vecext::Sq8ElementInfo* sq8_infos;
+  uint32 sq8_cap;                 // a power of two, or 0: not kept
+  uint32 sq8_count;
   const float* query;             // dim floats, prepared (normalized for cosine)
   vecext::DistanceFn kernel;      // index distance = dist_offset + dist_scale * kernel(query, v)
   float dist_offset;
@@ -99,6 +106,13 @@ void HnswStoreInit(HnswStore* store, Relation index, int dim, int m, int metric,
 // reused). Under SQ8 it also prepares the query for the code kernels (in
 // cxt).
 void HnswStoreSetQuery(HnswStore* store, const float* query);
+
+// SQ8 scans: keep the side data of the elements Score finds on level 0
+// (HnswStoreSq8Info), in cxt.
+void HnswStoreKeepSq8Info(HnswStore* store);
+
+// The side data Score kept for element `id`; false when it has none.
+bool HnswStoreSq8Info(const HnswStore* store, vecext::hnsw::ElementId id, vecext::Sq8ElementInfo* out);
 
 // The index distance between two elements' data (as LoadElements copies
 // them, or HnswStoreEncode makes them).
