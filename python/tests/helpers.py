@@ -8,6 +8,8 @@ import os
 import numpy as np
 import psycopg
 
+from vecext import register_vector
+
 DSN = os.environ.get("VECEXT_TEST_DSN")  # None: libpq/asyncpg read PGHOST, PGPORT, ...
 _counter = itertools.count()
 
@@ -25,6 +27,24 @@ def drop(*names, schema="public"):
     with admin() as c:
         for n in names:
             c.execute(f'DROP TABLE IF EXISTS "{schema}"."{n}"')
+
+
+def exact_sql(table, q, op, k):
+    """(id, distance) of the k nearest rows by a sequential scan and an exact sort."""
+    with admin() as c:
+        register_vector(c)
+        with c.transaction():
+            c.execute("SET LOCAL enable_indexscan = off")
+            c.execute("SET LOCAL enable_bitmapscan = off")
+            return c.execute(f"SELECT id, embedding {op} %s FROM {table} ORDER BY 2, id LIMIT %s",
+                             [q, k]).fetchall()
+
+
+def uses_index(conn, table, q, op, index):
+    plan = conn.execute(f"EXPLAIN SELECT t.id, t.embedding {op} %s FROM {table} t "
+                        f"ORDER BY t.embedding {op} %s LIMIT 10", [q, q]).fetchall()
+    return any(index in r[0] for r in plan)
+
 
 
 def exact_knn(X, q, metric, k):

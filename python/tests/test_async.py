@@ -12,7 +12,7 @@ import numpy as np
 
 import vecext
 from vecext import errors
-from helpers import DSN, admin, drop, exact_knn, float32_bits, isclose, unique
+from helpers import DSN, admin, drop, exact_knn, exact_sql, float32_bits, isclose, unique
 
 
 def data(n, dim, seed=0):
@@ -54,12 +54,12 @@ class OpenAndErrors(unittest.IsolatedAsyncioTestCase):
         finally:
             drop(name)
 
-    async def test_not_found_and_quantize(self):
+    async def test_not_found_and_bad_names(self):
         with self.assertRaises(errors.CollectionNotFoundError) as cm:
             await vecext.AsyncDatabase(DSN, unique("nope")).open()
         self.assertEqual(cm.exception.sqlstate, "42P01")
-        with self.assertRaises(errors.FeatureNotAvailableError):
-            vecext.AsyncDatabase(DSN, unique("q"), dim=3, quantize=True)
+        with self.assertRaises(TypeError):
+            vecext.AsyncDatabase(DSN, unique("q"), dim=3, quantize="yes")
         with self.assertRaises(errors.InvalidNameError):
             await vecext.AsyncDatabase(DSN, "Bad Name", dim=3).open()
 
@@ -269,6 +269,103 @@ class DocumentsAndMaintenance(Base):
                         self.assertEqual(a[k].metadata, b[k].metadata)
             finally:
                 drop(other)
+
+
+class Quantized(unittest.IsolatedAsyncioTestCase):
+    """quantize=True on the async client: SQ8 index, exact results, quantized_search per call."""
+
+    n = 2000  # enough rows for the planner to prefer the index
+
+    async def asyncSetUp(self):
+        self.X = data(self.n, 16, seed=41)
+        self.plain_name, self.sq8_name = unique("aplain"), unique("asq8")
+        self.client = await vecext.AsyncClient(DSN, min_size=1, max_size=2).open()
+        self.plain = await self.client.create_collection(self.plain_name, dim=16, metric="l2")
+        self.sq8 = await self.client.create_collection(self.sq8_name, dim=16, metric="l2", quantize=True)
+        ids = [f"v{i}" for i in range(self.n)]
+        for db in (self.plain, self.sq8):
+            await db.add_many(ids, self.X, [{"i": i} for i in range(self.n)])
+            await db.compact()
+
+    async def asyncTearDown(self):
+        await self.client.close()
+        drop(self.plain_name, self.sq8_name)
+
+    async def test_same_ids_exact_distances_stats(self):
+        s = await self.sq8.stats()
+        self.assertEqual((s["quantize"], s["index"]["quantization"], s["index"]["elements"]), (True, "sq8", self.n))
+        self.assertEqual((await self.plain.stats())["index"]["quantization"], "none")
+        for q in data(8, 16, seed=42):
+            exact = exact_sql(self.sq8_name, q, "<->", 10)
+            got = await self.sq8.search(q, k=10, ef_search=200)
+            ref = await self.plain.search(q, k=10, ef_search=200)
+            self.assertEqual([r.id for r in got], [r.id for r in ref])
+            self.assertEqual([(r.id, r.distance) for r in got], [tuple(e) for e in exact])
+        Q = data(3, 16, seed=43)
+        many = await self.sq8.search_many(Q, k=5, ef_search=200, quantized_search=True)
+        for q, got in zip(Q, many):
+            self.assertEqual([r.id for r in got], [e[0] for e in exact_sql(self.sq8_name, q, "<->", 5)])
+
+    async def test_quantized_search_off(self):
+        q = self.X[7]
+        with self.assertRaises(errors.FeatureNotAvailableError) as cm:
+            await self.sq8.search(q, k=5, ef_search=50, quantized_search=False)
+        e = cm.exception
+        self.assertEqual(e.sqlstate, "0A000")
+        self.assertIn("stores SQ8 codes only", str(e))
+        self.assertIn("quantized_search", e.detail or "")
+        self.assertIsInstance(e.__cause__, asyncpg.exceptions.FeatureNotSupportedError)
+        with self.assertRaises(errors.FeatureNotAvailableError):
+            await self.sq8.search_many([q, q], k=5, quantized_search=False)
+        # concurrent calls on the pool: each setting stays in its own transaction
+        outcomes = await asyncio.gather(*(self.sq8.search(q, k=1, quantized_search=(i % 2 == 0))
+                                          for i in range(8)), return_exceptions=True)
+        for i, o in enumerate(outcomes):
+            if i % 2 == 0:
+                self.assertEqual(o[0].id, "v7")
+            else:
+                self.assertIsInstance(o, errors.FeatureNotAvailableError)
+        for _ in range(2):  # both pooled connections: back to the session's setting, idle
+            async with self.client.pool.acquire() as conn:
+                self.assertFalse(conn.is_in_transaction())
+                self.assertEqual(await conn.fetchval("SHOW hnsw.quantized_search"), "on")
+        self.assertEqual((await self.sq8.search(q, k=1))[0].id, "v7")
+        plain_off = await self.plain.search(q, k=5, ef_search=100, quantized_search=False)
+        self.assertEqual([r.id for r in plain_off], [r.id for r in await self.plain.search(q, k=5, ef_search=100)])
+
+    async def test_reopen_compact_and_limits(self):
+        async with vecext.AsyncDatabase(DSN, self.sq8_name) as db:
+            self.assertEqual((db.quantize, db.metric, db.dim), (True, "l2", 16))
+        with self.assertRaises(errors.IncompatibleCollectionError):
+            await vecext.AsyncDatabase(DSN, self.sq8_name, quantize=False).open()
+        with self.assertRaises(errors.IncompatibleCollectionError):
+            await self.client.get_or_create_collection(self.plain_name, quantize=True)
+        infos = {c.name: c.quantize for c in await self.client.list_collections()}
+        self.assertEqual((infos[self.sq8_name], infos[self.plain_name]), (True, False))
+        self.assertTrue((await self.client.get_collection(self.sq8_name)).quantize)
+        await self.sq8.delete_many([f"v{i}" for i in range(0, self.n, 4)])
+        await self.sq8.compact(reindex=True)
+        s = await self.sq8.stats()
+        self.assertEqual((s["index"]["quantization"], s["index"]["elements"]), ("sq8", self.n * 3 // 4))
+        q = self.X[9]
+        got = await self.sq8.search(q, k=10, ef_search=200)
+        self.assertEqual([(r.id, r.distance) for r in got], [tuple(e) for e in exact_sql(self.sq8_name, q, "<->", 10)])
+
+        wide = unique("awide")
+        X = data(3, 3072, seed=44)
+        try:
+            db = await self.client.create_collection(wide, dim=3072, quantize=True)
+            await db.add_many(["a", "b", "c"], X)
+            self.assertEqual((await db.search(X[1], k=1))[0].id, "b")
+            self.assertEqual((await db.stats())["index"]["dimensions"], 3072)
+        finally:
+            drop(wide)
+        with self.assertRaises(ValueError) as cm:
+            await self.client.create_collection(wide, dim=3072)
+        self.assertIn("at most 2000 dimensions", str(cm.exception))
+        with self.assertRaises(ValueError) as cm:
+            await vecext.AsyncDatabase(DSN, wide, dim=3072, quantize=False).open()
+        self.assertIn("quantize=True", str(cm.exception))
 
 
 class Closed(unittest.IsolatedAsyncioTestCase):

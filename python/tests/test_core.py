@@ -1,11 +1,12 @@
 """Driver-independent helpers (no server): names, MMR, batches, result rows."""
 
+import json
 import unittest
 from unittest import mock
 
 import numpy as np
 
-from vecext import _core
+from vecext import _core, errors
 from vecext import vector as V
 from vecext.errors import InvalidNameError
 
@@ -21,6 +22,51 @@ class Names(unittest.TestCase):
     def test_quote_ident(self):
         self.assertEqual(_core.quote_ident("ab"), '"ab"')
         self.assertEqual(_core.quote_ident('a"b'), '"a""b"')
+
+
+class Quantization(unittest.TestCase):
+    def _row(self, reloptions):
+        cols = '[["id", "text", -1], ["embedding", "vector", 3072], ["metadata", "jsonb", -1]]'
+        idx = json.dumps([["x_embedding_idx", "hnsw", "vector_cosine_ops", reloptions, "", "embedding"]])
+        return ("x", cols, idx)
+
+    def test_catalog_reads_the_quantization_option(self):
+        for opts, want in ((["m=8", "quantization=sq8"], True), (["quantization=SQ8"], True),
+                           (["quantization=none"], False), (None, False), (["m=8"], False)):
+            with self.subTest(opts=opts):
+                info, why = _core.parse_catalog("public", self._row(opts))
+                self.assertEqual(why, "")
+                self.assertEqual((info.quantize, info.dim, info.metric), (want, 3072, "cosine"))
+
+    def test_create_statement(self):
+        ddl = _core.Statements.create('"t"', '"e"', '"m"', '"d"', 4, "l2", 8, 32, False, "english", True)[1]
+        self.assertTrue(ddl.endswith("WITH (m = 8, ef_construction = 32, quantization = 'sq8')"), ddl)
+        ddl = _core.Statements.create('"t"', '"e"', '"m"', '"d"', 4, "l2", 8, 32, False, "english")[1]
+        self.assertNotIn("quantization", ddl)
+
+    def test_dimension_limits(self):
+        self.assertEqual(_core.check_dim(2000, False), 2000)
+        self.assertEqual(_core.check_dim(8000, True), 8000)
+        for dim, q, msg in ((2001, False, "at most 2000"), (8001, True, "at most 8000"), (0, True, "positive"),
+                            (True, False, "positive"), (3.0, True, "positive")):
+            with self.subTest(dim=dim, quantize=q), self.assertRaisesRegex(ValueError, msg):
+                _core.check_dim(dim, q)
+
+    def test_search_settings(self):
+        self.assertEqual(_core.search_settings(None, None), [])
+        self.assertEqual(_core.search_settings(80, False),
+                         ["SET LOCAL hnsw.ef_search = 80", "SET LOCAL hnsw.quantized_search = off"])
+        self.assertEqual(_core.search_settings(None, True), ["SET LOCAL hnsw.quantized_search = on"])
+        with self.assertRaises(TypeError):
+            _core.search_settings(None, 0)
+        with self.assertRaises(ValueError):
+            _core.search_settings(0, None)
+
+    def test_server_feature_not_supported_is_mapped(self):
+        e = errors.from_server("hnsw index \"x\" stores SQ8 codes only", "0A000", "the detail", "the hint")
+        self.assertIsInstance(e, errors.FeatureNotAvailableError)
+        self.assertEqual((e.sqlstate, e.detail, e.hint), ("0A000", "the detail", "the hint"))
+        self.assertIsInstance(errors.from_server("x", "XX000"), errors.QueryError)
 
 
 class Mmr(unittest.TestCase):

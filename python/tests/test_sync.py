@@ -11,7 +11,7 @@ import psycopg
 
 import vecext
 from vecext import errors
-from helpers import DSN, admin, drop, exact_knn, float32_bits, isclose, unique
+from helpers import DSN, admin, drop, exact_knn, exact_sql, float32_bits, isclose, unique, uses_index
 
 RNG = np.random.default_rng(42)
 
@@ -85,12 +85,6 @@ class CreateAndOpen(unittest.TestCase):
             args = {"dim": 3, **kw}
             with self.subTest(kw=kw), self.assertRaises(exc):
                 vecext.Database(DSN, unique("bad"), **args)
-
-    def test_quantize_not_available(self):
-        with self.assertRaises(errors.FeatureNotAvailableError) as cm:
-            vecext.Database(DSN, unique("q"), dim=3, quantize=True)
-        self.assertIsInstance(cm.exception, NotImplementedError)
-        self.assertIn("SQ8", str(cm.exception))
 
     def test_incompatible_table(self):
         name = unique("plain")
@@ -556,6 +550,177 @@ class Maintenance(Base):
                 f.write('{"id": "x"}\n')
             with self.assertRaises(ValueError):
                 self.db.import_json(bad)
+
+
+class Quantized(unittest.TestCase):
+    """quantize=True: an SQ8 hnsw index, exact results after the server's re-ranking."""
+
+    n = 2000  # enough rows for the planner to prefer the index (after ANALYZE) for every k used
+
+    @classmethod
+    def setUpClass(cls):
+        cls.X = data(cls.n, 16, seed=31)
+        cls.plain_name, cls.sq8_name = unique("plain"), unique("sq8")
+        cls.plain = vecext.Database(DSN, cls.plain_name, dim=16)
+        cls.sq8 = vecext.Database(DSN, cls.sq8_name, dim=16, quantize=True)
+        ids = [f"v{i}" for i in range(cls.n)]
+        metas = [{"i": i, "odd": i % 2 == 1} for i in range(cls.n)]
+        for db in (cls.plain, cls.sq8):
+            db.add_many(ids, cls.X, metas)
+            db.compact()  # ANALYZE: the planner then takes the index
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.plain.close()
+        cls.sq8.close()
+        drop(cls.plain_name, cls.sq8_name)
+
+    def test_created_with_sq8(self):
+        self.assertTrue(self.sq8.quantize)
+        self.assertFalse(self.plain.quantize)
+        self.assertIn("quantize=sq8", repr(self.sq8))
+        with admin() as c:
+            d = c.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s",
+                          [f"{self.sq8_name}_embedding_idx"]).fetchone()[0]
+        self.assertIn("USING hnsw (embedding vector_cosine_ops)", d)
+        self.assertIn("quantization=sq8", d.replace(" ", ""))
+        self.assertIn("m='16'", d.replace(" ", ""))
+        s = self.sq8.stats()
+        self.assertEqual((s["quantize"], s["index"]["quantization"], s["count"], s["index"]["elements"]),
+                         (True, "sq8", self.n, self.n))
+        s = self.plain.stats()
+        self.assertEqual((s["quantize"], s["index"]["quantization"]), (False, "none"))
+
+    def test_same_ids_as_unquantized_and_exact_distances(self):
+        conn = self.sq8.connection
+        self.assertTrue(uses_index(conn, self.sq8_name, self.X[0], "<=>", f"{self.sq8_name}_embedding_idx"))
+        for q in data(10, 16, seed=32):
+            exact = exact_sql(self.sq8_name, q, "<=>", 10)
+            got = self.sq8.search(q, k=10, ef_search=200)
+            ref = self.plain.search(q, k=10, ef_search=200)
+            self.assertEqual([r.id for r in got], [r.id for r in ref])
+            self.assertEqual([r.id for r in got], [e[0] for e in exact])
+            # re-ranked from the table: the distances are the operator's, bit for bit
+            self.assertEqual([r.distance for r in got], [e[1] for e in exact])
+            self.assertEqual([r.metadata["i"] for r in got], [int(e[0][1:]) for e in exact])
+
+    def test_search_many_filters_and_quantized_search_on(self):
+        Q = data(4, 16, seed=33)
+        many = self.sq8.search_many(Q, k=5, ef_search=200, quantized_search=True)
+        for q, got in zip(Q, many):
+            self.assertEqual([r.id for r in got], [e[0] for e in exact_sql(self.sq8_name, q, "<=>", 5)])
+        odd = self.sq8.search(Q[0], k=20, where={"odd": True}, quantized_search=True)
+        self.assertEqual(len(odd), 20)
+        self.assertTrue(all(r.metadata["odd"] for r in odd))
+
+    def test_quantized_search_off(self):
+        q = self.X[5]
+        self.assertTrue(uses_index(self.sq8.connection, self.sq8_name, q, "<=>", f"{self.sq8_name}_embedding_idx"))
+        with self.assertRaises(errors.FeatureNotAvailableError) as cm:
+            self.sq8.search(q, k=5, quantized_search=False)
+        e = cm.exception
+        self.assertEqual(e.sqlstate, "0A000")
+        self.assertIn("stores SQ8 codes only", str(e))
+        self.assertIn(f"{self.sq8_name}_embedding_idx", str(e))
+        self.assertIn("quantized_search", e.detail or "")
+        self.assertIsInstance(e.__cause__, psycopg.errors.FeatureNotSupported)
+        for call in (lambda: self.sq8.search_many([q], k=5, quantized_search=False),
+                     lambda: self.sq8.max_marginal_relevance_search(q, quantized_search=False),
+                     lambda: self.sq8.hybrid_search("x", q, quantized_search=False)):
+            with self.subTest(call=call), self.assertRaises(errors.FeatureNotAvailableError):
+                call()
+        # SET LOCAL: the session's setting is untouched, the connection usable
+        conn = self.sq8.connection
+        self.assertEqual(conn.info.transaction_status, psycopg.pq.TransactionStatus.IDLE)
+        self.assertEqual(conn.execute("SHOW hnsw.quantized_search").fetchone()[0], "on")
+        self.assertEqual(self.sq8.search(q, k=1)[0].id, "v5")
+        # an unquantized index has full vectors: off changes nothing there
+        self.assertEqual([r.id for r in self.plain.search(q, k=5, ef_search=100, quantized_search=False)],
+                         [r.id for r in self.plain.search(q, k=5, ef_search=100)])
+        with self.assertRaises(TypeError):
+            self.sq8.search(q, quantized_search="off")
+
+    def test_reopen_detects_quantization(self):
+        with vecext.Database(DSN, self.sq8_name) as db:
+            self.assertEqual((db.quantize, db.dim, db.metric, db.info.m), (True, 16, "cosine", 16))
+            self.assertEqual(db.stats()["index"]["quantization"], "sq8")
+        with vecext.Database(DSN, self.sq8_name, quantize=True) as db:
+            self.assertTrue(db.quantize)
+        with self.assertRaises(errors.IncompatibleCollectionError):
+            vecext.Database(DSN, self.sq8_name, quantize=False)
+        with self.assertRaises(errors.IncompatibleCollectionError):
+            vecext.Database(DSN, self.plain_name, quantize=True)
+        with vecext.Client(DSN) as client:
+            infos = {c.name: c for c in client.list_collections()}
+            self.assertTrue(infos[self.sq8_name].quantize)
+            self.assertFalse(infos[self.plain_name].quantize)
+            self.assertTrue(client.get_collection(self.sq8_name).quantize)
+            self.assertTrue(client.get_or_create_collection(self.sq8_name, dim=16).quantize)
+            with self.assertRaises(errors.IncompatibleCollectionError):
+                client.get_or_create_collection(self.sq8_name, quantize=False)
+
+    def test_write_and_compact_retrains(self):
+        name = unique("sq8w")
+        X = data(60, 8, seed=34)
+        try:
+            with vecext.Client(DSN) as client:
+                db = client.create_collection(name, dim=8, metric="l2", m=8, ef_construction=32, quantize=True)
+                self.assertTrue(db.quantize)
+                db.add("a", X[0] * 100, {"big": True})  # first row: the parameters of an index built empty
+                db.add_many([f"r{i}" for i in range(1, 60)], X[1:])
+                db.upsert("r1", X[1] * -3)
+                db.upsert_many(["r2", "new"], [X[2] + 1, X[3] - 1])
+                self.assertEqual(db.count(), 61)
+                db.delete("r3")
+                db.compact(reindex=True)  # rebuilt: parameters trained on the current rows
+                db.compact(reindex=True, concurrently=False)
+                s = db.stats()
+                self.assertEqual((s["index"]["quantization"], s["index"]["elements"], s["count"]), ("sq8", 60, 60))
+                for q in (X[5], X[1] * -3, X[0] * 100, data(1, 8, seed=35)[0]):
+                    got = db.search(q, k=5, ef_search=100)
+                    exact = exact_sql(name, q, "<->", 5)
+                    self.assertEqual([(r.id, r.distance) for r in got], [tuple(e) for e in exact])
+            with admin() as c:
+                self.assertEqual(c.execute("SELECT count(*) FROM hnsw_index_check(%s, true)",
+                                           [f"{name}_embedding_idx"]).fetchone()[0], 0)
+        finally:
+            drop(name)
+
+    def test_dimension_limits(self):
+        name = unique("wide")
+        rng = np.random.default_rng(36)
+        X = rng.standard_normal((4, 3072)).astype(np.float32)
+        try:
+            with vecext.Database(DSN, name, dim=3072, quantize=True) as db:
+                db.add_many(["a", "b", "c", "d"], X, [{"n": i} for i in range(4)])
+                self.assertEqual(db.search(X[2], k=1)[0].id, "c")
+                got = db.search(X[1] + 0.01, k=4, ef_search=40)
+                self.assertEqual([(r.id, r.distance) for r in got],
+                                 [tuple(e) for e in exact_sql(name, X[1] + 0.01, "<=>", 4)])
+                s = db.stats()
+                self.assertEqual((s["index"]["dimensions"], s["index"]["quantization"]), (3072, "sq8"))
+            with vecext.Database(DSN, name) as db:
+                self.assertEqual((db.dim, db.quantize), (3072, True))
+        finally:
+            drop(name)
+        for kw in ({}, {"quantize": False}):
+            with self.subTest(kw=kw), self.assertRaises(ValueError) as cm:
+                vecext.Database(DSN, name, dim=3072, **kw)
+            self.assertIn("at most 2000 dimensions", str(cm.exception))
+            self.assertIn("quantize=True", str(cm.exception))
+        with self.assertRaises(ValueError) as cm:
+            vecext.Database(DSN, name, dim=8001, quantize=True)
+        self.assertIn("at most 8000", str(cm.exception))
+        with vecext.Client(DSN) as client, self.assertRaises(ValueError):
+            client.create_collection(name, dim=2001)
+        with admin() as c:
+            self.assertIsNone(c.execute("SELECT to_regclass(%s)", [name]).fetchone()[0])  # nothing created
+        with vecext.Database(DSN, name, dim=2000) as db:  # the float4 limit itself
+            db.add("a", np.ones(2000))
+            self.assertEqual(db.search(np.ones(2000), k=1)[0].id, "a")
+        drop(name)
+        with self.assertRaises(TypeError):
+            vecext.Database(DSN, name, dim=3, quantize="sq8")
 
 
 class Closed(unittest.TestCase):

@@ -18,7 +18,6 @@ from . import vector as _v
 from .errors import (
     CollectionNotFoundError,
     DimensionMismatchError,
-    FeatureNotAvailableError,
     IncompatibleCollectionError,
     InvalidNameError,
 )
@@ -46,9 +45,10 @@ DEFAULT_EF_CONSTRUCTION = 200
 DEFAULT_TEXT_CONFIG = "english"
 COPY_THRESHOLD = 1000  # batches of at least this many rows go through COPY
 
-QUANTIZE_MESSAGE = (
-    "quantize=True (SQ8) is not available yet: the hnsw index has no quantization option "
-    "in this version of vecext; create the collection without it")
+# Largest number of dimensions an hnsw index takes: float4 elements, SQ8 codes
+# (src/pg/hnsw.h, HNSW_MAX_DIM and HNSW_MAX_DIM_SQ8).
+MAX_DIM = 2000
+MAX_DIM_SQ8 = 8000
 
 
 def validate_name(name: Any) -> str:
@@ -83,10 +83,26 @@ def check_int(name: str, value: Any, lo: int, hi: int) -> int:
     return value
 
 
+def check_quantize(quantize: Any) -> Optional[bool]:
+    if quantize is not None and not isinstance(quantize, bool):
+        raise TypeError(f"quantize must be True, False or None, not {quantize!r}")
+    return quantize
+
+
+def check_dim(dim: Any, quantize: bool) -> int:
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ValueError(f"dim must be a positive integer, not {dim!r}")
+    if quantize and dim > MAX_DIM_SQ8:
+        raise ValueError(f"dim {dim} is too large: hnsw indexes with SQ8 quantization (quantize=True) "
+                         f"support at most {MAX_DIM_SQ8} dimensions")
+    if not quantize and dim > MAX_DIM:
+        raise ValueError(f"dim {dim} is too large: hnsw indexes support at most {MAX_DIM} dimensions; "
+                         f"with quantize=True (SQ8) up to {MAX_DIM_SQ8}")
+    return dim
+
+
 def check_create_options(dim: Any, metric: str, m: Any, ef_construction: Any, quantize: Any) -> None:
-    if quantize:
-        raise FeatureNotAvailableError(QUANTIZE_MESSAGE)
-    check_int("dim", dim, 1, 2000)
+    check_dim(dim, bool(quantize))
     validate_metric(metric)
     check_int("m", m, 2, 100)
     check_int("ef_construction", ef_construction, 4, 1000)
@@ -146,6 +162,7 @@ def parse_catalog(schema: str, row: Sequence[Any]) -> Tuple[Optional[CollectionI
         return None, "column 'embedding' has no dimension (vector(n))"
     metric = None
     m, efc = DEFAULT_M, DEFAULT_EF_CONSTRUCTION
+    quantize = False
     text_config = DEFAULT_TEXT_CONFIG
     for idx_name, am, opclass, reloptions, indexdef, keycol in json.loads(indexes_json):
         if am == "hnsw" and keycol == "embedding" and opclass in OPCLASS_METRIC and metric is None:
@@ -156,13 +173,15 @@ def parse_catalog(schema: str, row: Sequence[Any]) -> Tuple[Optional[CollectionI
                     m = int(val)
                 elif k == "ef_construction" and val.isdigit():
                     efc = int(val)
+                elif k == "quantization":
+                    quantize = val.lower() == "sq8"
         elif am == "gin" and indexdef:
             found = _TSV_RE.search(indexdef)
             if found:
                 text_config = found.group(1)
     if metric is None:
         return None, "has no hnsw index on 'embedding'"
-    return CollectionInfo(name, dim, metric, m, efc, documents, text_config, schema), ""
+    return CollectionInfo(name, dim, metric, m, efc, documents, text_config, schema, quantize), ""
 
 
 # -- SQL of one collection -------------------------------------------------------
@@ -269,15 +288,16 @@ class Statements:
     # creation ---------------------------------------------------------------
     @staticmethod
     def create(table: str, emb_idx: str, meta_idx: str, doc_idx: str, dim: int, metric: str, m: int,
-               efc: int, documents: bool, text_config: str) -> List[str]:
+               efc: int, documents: bool, text_config: str, quantize: bool = False) -> List[str]:
         cols = ("id text PRIMARY KEY, embedding vector(%d) NOT NULL, "
                 "metadata jsonb NOT NULL DEFAULT '{}'::jsonb" % dim)
         if documents:
             cols += ", document text"
+        quant = ", quantization = 'sq8'" if quantize else ""
         out = [
             f"CREATE TABLE {table} ({cols})",
             f"CREATE INDEX {emb_idx} ON {table} USING hnsw (embedding {METRICS[metric][1]}) "
-            f"WITH (m = {int(m)}, ef_construction = {int(efc)})",
+            f"WITH (m = {int(m)}, ef_construction = {int(efc)}{quant})",
             f"CREATE INDEX {meta_idx} ON {table} USING gin (metadata jsonb_path_ops)",
         ]
         if documents:
@@ -553,6 +573,7 @@ def stats_dict(info: CollectionInfo, row: Sequence[Any]) -> Dict[str, Any]:
         "m": info.m,
         "ef_construction": info.ef_construction,
         "documents": info.documents,
+        "quantize": info.quantize,
         "count": int(row[0]),
         "total_bytes": int(row[1]),
         "index": index,
@@ -583,13 +604,30 @@ def import_record(line: str, lineno: int) -> Tuple[str, Any, Dict[str, Any], Opt
     return obj["id"], obj["embedding"], obj.get("metadata") or {}, obj.get("document")
 
 
-def check_dim_matches(info: CollectionInfo, dim: Optional[int], metric: Optional[str]) -> None:
+def check_dim_matches(info: CollectionInfo, dim: Optional[int], metric: Optional[str],
+                      quantize: Optional[bool] = None) -> None:
     if dim is not None and dim != info.dim:
         raise DimensionMismatchError(
             f"collection {info.name!r} has {info.dim} dimensions, not {dim}", "22000")
     if metric is not None and metric != info.metric:
         raise IncompatibleCollectionError(
             f"collection {info.name!r} uses the {info.metric!r} metric, not {metric!r}")
+    if quantize is not None and quantize != info.quantize:
+        raise IncompatibleCollectionError(
+            f"collection {info.name!r} is {'' if info.quantize else 'not '}quantized (SQ8), "
+            f"but quantize={quantize!r} was asked for")
+
+
+def search_settings(ef_search: Optional[int], quantized_search: Optional[bool]) -> List[str]:
+    """The SET LOCAL statements of one search (validated constants: SET takes no parameters)."""
+    out = []
+    if ef_search is not None:
+        out.append(f"SET LOCAL hnsw.ef_search = {check_int('ef_search', ef_search, 1, 1000)}")
+    if quantized_search is not None:
+        if not isinstance(quantized_search, bool):
+            raise TypeError(f"quantized_search must be True, False or None, not {quantized_search!r}")
+        out.append(f"SET LOCAL hnsw.quantized_search = {'on' if quantized_search else 'off'}")
+    return out
 
 
 def not_found(schema: str, name: str) -> CollectionNotFoundError:

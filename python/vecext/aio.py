@@ -20,7 +20,6 @@ from .asyncpg_types import register_vector_asyncpg
 from .errors import (
     CollectionExistsError,
     ConnectionClosedError,
-    FeatureNotAvailableError,
     IncompatibleCollectionError,
     VecextError,
     connect_failed,
@@ -100,15 +99,14 @@ async def _add_documents(conn: asyncpg.Connection, info: CollectionInfo) -> Coll
 
 
 async def open_collection(pool: asyncpg.Pool, schema: str, name: str, dim: Optional[int],
-                          metric: Optional[str], m: int, ef_construction: int, quantize: bool,
+                          metric: Optional[str], m: int, ef_construction: int, quantize: Optional[bool],
                           documents: bool, text_config: str, mode: str) -> CollectionInfo:
     _core.validate_schema(schema)
     _core.validate_name(name)
     if metric is not None:
         _core.validate_metric(metric)
     _core.validate_text_config(text_config)
-    if quantize:
-        raise FeatureNotAvailableError(_core.QUANTIZE_MESSAGE)
+    _core.check_quantize(quantize)
     async with _Translated():
         async with pool.acquire() as conn:
             async with conn.transaction():
@@ -118,7 +116,7 @@ async def open_collection(pool: asyncpg.Pool, schema: str, name: str, dim: Optio
                 if info is not None:
                     if mode == "create":
                         raise CollectionExistsError(f"collection {name!r} already exists", "42P07")
-                    _core.check_dim_matches(info, dim, metric)
+                    _core.check_dim_matches(info, dim, metric, quantize)
                 else:
                     if mode == "open" or dim is None:
                         raise _core.not_found(schema, name)
@@ -127,7 +125,7 @@ async def open_collection(pool: asyncpg.Pool, schema: str, name: str, dim: Optio
                     for stmt in _core.Statements.create(
                             _quote(schema, name), _quote(name + "_embedding_idx"),
                             _quote(name + "_metadata_idx"), _quote(name + "_document_idx"), dim, metric,
-                            m, ef_construction, documents, text_config):
+                            m, ef_construction, documents, text_config, bool(quantize)):
                         await conn.execute(stmt)
                     info = await _read_catalog(conn, schema, name)
                     assert info is not None
@@ -144,15 +142,14 @@ class AsyncDatabase:
 
     def __init__(self, dsn: Optional[str] = None, name: Optional[str] = None, dim: Optional[int] = None,
                  metric: Optional[str] = None, m: int = _core.DEFAULT_M,
-                 ef_construction: int = _core.DEFAULT_EF_CONSTRUCTION, quantize: bool = False, *,
+                 ef_construction: int = _core.DEFAULT_EF_CONSTRUCTION, quantize: Optional[bool] = None, *,
                  documents: bool = False, text_config: str = _core.DEFAULT_TEXT_CONFIG,
                  schema: str = "public", use_numpy: Optional[bool] = None,
                  pool: Optional[asyncpg.Pool] = None, min_size: int = 1, max_size: int = 4,
                  _mode: str = "auto"):
         if name is None:
             raise TypeError("AsyncDatabase() needs a collection name")
-        if quantize:
-            raise FeatureNotAvailableError(_core.QUANTIZE_MESSAGE)
+        _core.check_quantize(quantize)
         self._dsn = dsn
         self._args = dict(schema=schema, name=name, dim=dim, metric=metric, m=m,
                           ef_construction=ef_construction, quantize=quantize, documents=documents,
@@ -221,6 +218,11 @@ class AsyncDatabase:
         return self.info.metric
 
     @property
+    def quantize(self) -> bool:
+        """True when the collection's hnsw index is SQ8-quantized."""
+        return self.info.quantize
+
+    @property
     def pool(self) -> asyncpg.Pool:
         return self._live()
 
@@ -228,7 +230,8 @@ class AsyncDatabase:
         if self._info is None:
             return f"<vecext.AsyncDatabase {self._args['name']} (not open)>"
         i = self._info
-        return f"<vecext.AsyncDatabase {i.schema}.{i.name} dim={i.dim} metric={i.metric}>"
+        q = " quantize=sq8" if i.quantize else ""
+        return f"<vecext.AsyncDatabase {i.schema}.{i.name} dim={i.dim} metric={i.metric}{q}>"
 
     def _live(self) -> asyncpg.Pool:
         if self._closed or self._pool is None or _pool_closed(self._pool):
@@ -237,15 +240,18 @@ class AsyncDatabase:
             raise VecextError("the collection is not open yet: await db.open() or use async with")
         return self._pool
 
-    async def _fetch(self, q: str, p: _core.Params, ef_search: Optional[int] = None) -> List[Any]:
+    async def _fetch(self, q: str, p: _core.Params, ef_search: Optional[int] = None,
+                     quantized_search: Optional[bool] = None) -> List[Any]:
         pool = self._live()
-        ef = _core.check_int("ef_search", ef_search, 1, 1000) if ef_search is not None else None
+        settings = _core.search_settings(ef_search, quantized_search)
         async with _Translated():
             async with pool.acquire() as conn:
-                if ef is None:
+                if not settings:
                     return await conn.fetch(q, *p.bind())
-                # BEGIN and SET LOCAL in one simple-protocol message, the query, COMMIT
-                await conn.execute(f"BEGIN; SET LOCAL hnsw.ef_search = {ef}")
+                # BEGIN and the SET LOCALs in one simple-protocol message, the query, COMMIT:
+                # the settings end with the transaction, so the pooled connection goes back
+                # with the session's own values.
+                await conn.execute("; ".join(["BEGIN"] + settings))
                 try:
                     rows = await conn.fetch(q, *p.bind())
                 except BaseException:
@@ -391,22 +397,22 @@ class AsyncDatabase:
         return int((await self._fetch(q, p))[0][0])
 
     async def search(self, vector: Any, k: int = 10, ef_search: Optional[int] = None,
-                     where: Optional[Dict[str, Any]] = None,
-                     max_distance: Optional[float] = None) -> List[SearchResult]:
+                     where: Optional[Dict[str, Any]] = None, max_distance: Optional[float] = None,
+                     quantized_search: Optional[bool] = None) -> List[SearchResult]:
         self._live()
         vec = _v.as_float32(vector, self.info.dim)
         q, p = self._st.search(vec, k, where, max_distance)
-        return _core.search_results(await self._fetch(q, p, ef_search))
+        return _core.search_results(await self._fetch(q, p, ef_search, quantized_search))
 
     async def search_many(self, vectors: Sequence[Any], k: int = 10, ef_search: Optional[int] = None,
-                          where: Optional[Dict[str, Any]] = None,
-                          max_distance: Optional[float] = None) -> List[List[SearchResult]]:
+                          where: Optional[Dict[str, Any]] = None, max_distance: Optional[float] = None,
+                          quantized_search: Optional[bool] = None) -> List[List[SearchResult]]:
         self._live()
         vecs = [_v.as_float32(x, self.info.dim) for x in vectors]
         if not vecs:
             return []
         q, p = self._st.search_many(vecs, k, where, max_distance)
-        return _core.search_many_results(await self._fetch(q, p, ef_search), len(vecs))
+        return _core.search_many_results(await self._fetch(q, p, ef_search, quantized_search), len(vecs))
 
     async def keyword_search(self, query: str, k: int = 10,
                              where: Optional[Dict[str, Any]] = None) -> List[ScoredResult]:
@@ -417,28 +423,32 @@ class AsyncDatabase:
     async def hybrid_search(self, query: str, vector: Any, k: int = 10, fetch_k: Optional[int] = None,
                             rrf_k: int = 60, where: Optional[Dict[str, Any]] = None,
                             ef_search: Optional[int] = None, vector_weight: float = 1.0,
-                            keyword_weight: float = 1.0) -> List[ScoredResult]:
+                            keyword_weight: float = 1.0,
+                            quantized_search: Optional[bool] = None) -> List[ScoredResult]:
         self._live()
         vec = _v.as_float32(vector, self.info.dim)
         fk = fetch_k if fetch_k is not None else max(2 * k, 20)
         q, p = self._st.hybrid(query, vec, k, fk, rrf_k, where, vector_weight, keyword_weight)
-        return _core.scored_results(await self._fetch(q, p, ef_search))
+        return _core.scored_results(await self._fetch(q, p, ef_search, quantized_search))
 
     async def max_marginal_relevance_search(self, vector: Any, k: int = 4, fetch_k: int = 20,
                                             lambda_mult: float = 0.5,
                                             where: Optional[Dict[str, Any]] = None,
-                                            ef_search: Optional[int] = None) -> List[SearchResult]:
+                                            ef_search: Optional[int] = None,
+                                            quantized_search: Optional[bool] = None) -> List[SearchResult]:
         self._live()
         vec = _v.as_float32(vector, self.info.dim)
         if not 0.0 <= lambda_mult <= 1.0:
             raise ValueError("lambda_mult must be in [0, 1]")
         q, p = self._st.search(vec, max(fetch_k, k), where, None, with_embedding=True)
-        rows = await self._fetch(q, p, ef_search)
+        rows = await self._fetch(q, p, ef_search, quantized_search)
         picked = _core.mmr(vec, [r[3] for r in rows], k, lambda_mult)
         return _core.search_results([rows[i] for i in picked])
 
     # -- maintenance -------------------------------------------------------------
     async def compact(self, reindex: bool = False, concurrently: bool = True) -> None:
+        """VACUUM ANALYZE; with ``reindex`` also REINDEX the hnsw index (for an
+        SQ8 collection that retrains the quantization parameters)."""
         self._live()
         await self._exec(f"VACUUM (ANALYZE) {self._st.table}")
         if reindex:
@@ -553,7 +563,7 @@ class AsyncClient:
     async def get_or_create_collection(self, name: str, dim: Optional[int] = None,
                                        metric: Optional[str] = None, m: int = _core.DEFAULT_M,
                                        ef_construction: int = _core.DEFAULT_EF_CONSTRUCTION,
-                                       quantize: bool = False, documents: bool = False,
+                                       quantize: Optional[bool] = None, documents: bool = False,
                                        text_config: str = _core.DEFAULT_TEXT_CONFIG) -> AsyncDatabase:
         return await self._db(name, "auto", dim=dim, metric=metric, m=m, ef_construction=ef_construction,
                               quantize=quantize, documents=documents, text_config=text_config)

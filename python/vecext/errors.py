@@ -2,8 +2,9 @@
 
 Every exception derives from :class:`VecextError`. Errors that come from the
 server carry its SQLSTATE in ``sqlstate`` (``None`` when there is none, for
-example a check done in Python before anything was sent) and the driver's
-exception as ``__cause__``.
+example a check done in Python before anything was sent), the server's
+DETAIL and HINT lines in ``detail`` and ``hint`` (``None`` when absent) and
+the driver's exception as ``__cause__``.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ from typing import Optional
 
 
 class VecextError(Exception):
-    """Base class. ``sqlstate`` is the server's five-character error code, or None."""
+    """Base class. ``sqlstate`` is the server's five-character error code, or None;
+    ``detail`` and ``hint`` the server's DETAIL and HINT, or None."""
 
-    def __init__(self, message: str, sqlstate: Optional[str] = None):
+    def __init__(self, message: str, sqlstate: Optional[str] = None, detail: Optional[str] = None,
+                 hint: Optional[str] = None):
         super().__init__(message)
         self.sqlstate = sqlstate
+        self.detail = detail
+        self.hint = hint
 
 
 class ConnectionClosedError(VecextError):
@@ -61,7 +66,9 @@ class FilterError(VecextError, ValueError):
 
 
 class FeatureNotAvailableError(VecextError, NotImplementedError):
-    """A feature that is documented but not built yet (e.g. quantize=True)."""
+    """The server does not support what was asked: SQLSTATE 0A000
+    (feature_not_supported), e.g. a search with ``quantized_search=False`` on
+    an SQ8 collection, whose index keeps no full-precision vectors."""
 
 
 class QueryError(VecextError):
@@ -81,21 +88,25 @@ def _is_connection_state(sqlstate: Optional[str]) -> bool:
     return bool(sqlstate) and (sqlstate.startswith("08") or sqlstate in _CONNECTION_STATES)
 
 
-def from_server(message: str, sqlstate: Optional[str]) -> VecextError:
-    """The vecext exception for a server error (message and SQLSTATE)."""
+def from_server(message: str, sqlstate: Optional[str], detail: Optional[str] = None,
+                hint: Optional[str] = None) -> VecextError:
+    """The vecext exception for a server error (message, SQLSTATE, detail, hint)."""
+    cls = QueryError
     if _is_connection_state(sqlstate):
-        return ConnectionClosedError(message, sqlstate)
-    if sqlstate == "23505":
-        return DuplicateIdError(message, sqlstate)
-    if sqlstate == "22000" and (
+        cls = ConnectionClosedError
+    elif sqlstate == "23505":
+        cls = DuplicateIdError
+    elif sqlstate == "22000" and (
         all(m in message for m in _DIMENSION_MARKERS) or _DIFFERENT_DIMS in message
     ):
-        return DimensionMismatchError(message, sqlstate)
-    if sqlstate == "42P01":
-        return CollectionNotFoundError(message, sqlstate)
-    if sqlstate and sqlstate.startswith("22") and "vector" in message:
-        return InvalidVectorError(message, sqlstate)
-    return QueryError(message, sqlstate)
+        cls = DimensionMismatchError
+    elif sqlstate == "42P01":
+        cls = CollectionNotFoundError
+    elif sqlstate == "0A000":
+        cls = FeatureNotAvailableError
+    elif sqlstate and sqlstate.startswith("22") and "vector" in message:
+        cls = InvalidVectorError
+    return cls(message, sqlstate, detail, hint)
 
 
 def translate(exc: BaseException) -> BaseException:
@@ -134,7 +145,8 @@ def _translate_psycopg(exc: BaseException) -> BaseException:
     ):
         return ConnectionClosedError(message or "the connection is closed", sqlstate)
     if isinstance(exc, psycopg.Error):
-        return from_server(message, sqlstate)
+        return from_server(message, sqlstate, diag.message_detail if diag is not None else None,
+                           diag.message_hint if diag is not None else None)
     return exc
 
 
@@ -150,5 +162,5 @@ def _translate_asyncpg(exc: BaseException) -> BaseException:
             return QueryError(message, sqlstate)
         return ConnectionClosedError(message, sqlstate)
     if isinstance(exc, asyncpg.PostgresError):
-        return from_server(message, sqlstate)
+        return from_server(message, sqlstate, getattr(exc, "detail", None), getattr(exc, "hint", None))
     return exc

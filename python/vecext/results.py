@@ -37,7 +37,8 @@ class Record(NamedTuple):
 
 
 class CollectionInfo(NamedTuple):
-    """What the catalog says about a collection."""
+    """What the catalog says about a collection. ``quantize`` is True when the
+    hnsw index has the option ``quantization = 'sq8'``."""
 
     name: str
     dim: int
@@ -47,6 +48,7 @@ class CollectionInfo(NamedTuple):
     documents: bool
     text_config: str
     schema: str
+    quantize: bool = False
 
 
 ResultList = List[SearchResult]

@@ -14,7 +14,6 @@ from . import vector as _v
 from .errors import (
     CollectionExistsError,
     ConnectionClosedError,
-    FeatureNotAvailableError,
     IncompatibleCollectionError,
     VecextError,
     connect_failed,
@@ -96,16 +95,16 @@ def _read_catalog(conn: psycopg.Connection, schema: str, name: str) -> Optional[
 
 
 def open_collection(conn: psycopg.Connection, schema: str, name: str, dim: Optional[int],
-                    metric: Optional[str], m: int, ef_construction: int, quantize: bool,
+                    metric: Optional[str], m: int, ef_construction: int, quantize: Optional[bool],
                     documents: bool, text_config: str, mode: str) -> CollectionInfo:
-    """mode: "open" (must exist), "create" (must not), "auto" (open, else create when dim is given)."""
+    """mode: "open" (must exist), "create" (must not), "auto" (open, else create when dim is given).
+    quantize: None accepts either kind when opening (and means False when creating)."""
     _core.validate_schema(schema)
     _core.validate_name(name)
     if metric is not None:
         _core.validate_metric(metric)
     _core.validate_text_config(text_config)
-    if quantize:
-        raise FeatureNotAvailableError(_core.QUANTIZE_MESSAGE)
+    _core.check_quantize(quantize)
     quote = _quoter(conn)
     with _translated():
         if conn.closed:
@@ -117,7 +116,7 @@ def open_collection(conn: psycopg.Connection, schema: str, name: str, dim: Optio
             if info is not None:
                 if mode == "create":
                     raise CollectionExistsError(f"collection {name!r} already exists", "42P07")
-                _core.check_dim_matches(info, dim, metric)
+                _core.check_dim_matches(info, dim, metric, quantize)
             else:
                 if mode == "open" or dim is None:
                     raise _core.not_found(schema, name)
@@ -126,7 +125,7 @@ def open_collection(conn: psycopg.Connection, schema: str, name: str, dim: Optio
                 for stmt in _core.Statements.create(
                         quote(schema, name), quote(name + "_embedding_idx"), quote(name + "_metadata_idx"),
                         quote(name + "_document_idx"), dim, metric, m, ef_construction, documents,
-                        text_config):
+                        text_config, bool(quantize)):
                     conn.execute(stmt)
                 info = _read_catalog(conn, schema, name)
                 assert info is not None
@@ -149,24 +148,25 @@ class Database:
     metadata jsonb[, document text])`` with an hnsw index on ``embedding`` and a
     GIN index on ``metadata``.
 
-    Opens the collection ``name`` when it exists (its dim and metric come from
-    the catalog), else creates it when ``dim`` is given, else raises
-    CollectionNotFoundError.
+    Opens the collection ``name`` when it exists (its dim, metric and
+    quantization come from the catalog), else creates it when ``dim`` is
+    given, else raises CollectionNotFoundError. ``quantize=True`` creates the
+    hnsw index with SQ8 quantization (up to 8000 dimensions instead of 2000);
+    ``None`` (the default) opens either kind and creates an unquantized one.
     """
 
     copy_threshold = _core.COPY_THRESHOLD
 
     def __init__(self, dsn: Optional[str] = None, name: Optional[str] = None, dim: Optional[int] = None,
                  metric: Optional[str] = None, m: int = _core.DEFAULT_M,
-                 ef_construction: int = _core.DEFAULT_EF_CONSTRUCTION, quantize: bool = False, *,
+                 ef_construction: int = _core.DEFAULT_EF_CONSTRUCTION, quantize: Optional[bool] = None, *,
                  documents: bool = False, text_config: str = _core.DEFAULT_TEXT_CONFIG,
                  schema: str = "public", use_numpy: Optional[bool] = None,
                  connection: Optional[psycopg.Connection] = None, _mode: str = "auto",
                  _prepared: bool = False):
         if name is None:
             raise TypeError("Database() needs a collection name")
-        if quantize:
-            raise FeatureNotAvailableError(_core.QUANTIZE_MESSAGE)
+        _core.check_quantize(quantize)
         self._use_numpy = _v._resolve(use_numpy)
         self._owns = connection is None
         if connection is not None and not _prepared:
@@ -199,6 +199,11 @@ class Database:
         return self._info.metric
 
     @property
+    def quantize(self) -> bool:
+        """True when the collection's hnsw index is SQ8-quantized."""
+        return self._info.quantize
+
+    @property
     def connection(self) -> psycopg.Connection:
         return self._live()
 
@@ -221,7 +226,8 @@ class Database:
 
     def __repr__(self) -> str:
         i = self._info
-        return f"<vecext.Database {i.schema}.{i.name} dim={i.dim} metric={i.metric}>"
+        q = " quantize=sq8" if i.quantize else ""
+        return f"<vecext.Database {i.schema}.{i.name} dim={i.dim} metric={i.metric}{q}>"
 
     def _live(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
@@ -229,18 +235,19 @@ class Database:
         return self._conn
 
     def _fetch(self, q: str, p: _core.Params, ef_search: Optional[int] = None,
-               binary: bool = False) -> List[Any]:
+               binary: bool = False, quantized_search: Optional[bool] = None) -> List[Any]:
         conn = self._live()
-        ef = _core.check_int("ef_search", ef_search, 1, 1000) if ef_search is not None else None
+        settings = _core.search_settings(ef_search, quantized_search)
         with _translated():
             with conn.cursor(binary=binary) as cur:
-                if ef is None:
+                if not settings:
                     cur.execute(q, p.bind())
                     return cur.fetchall()
                 # BEGIN, SET LOCAL, the query and COMMIT in one round trip (pipeline mode)
                 with conn.pipeline():
                     with conn.transaction():
-                        conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
+                        for stmt in settings:
+                            conn.execute(stmt)
                         cur.execute(q, p.bind())
                     return cur.fetchall()
 
@@ -378,22 +385,25 @@ class Database:
         return int(self._fetch(q, p)[0][0])
 
     def search(self, vector: Any, k: int = 10, ef_search: Optional[int] = None,
-               where: Optional[Dict[str, Any]] = None,
-               max_distance: Optional[float] = None) -> List[SearchResult]:
-        """The k nearest items, closest first: [SearchResult(id, distance, metadata)]."""
+               where: Optional[Dict[str, Any]] = None, max_distance: Optional[float] = None,
+               quantized_search: Optional[bool] = None) -> List[SearchResult]:
+        """The k nearest items, closest first: [SearchResult(id, distance, metadata)].
+        ``ef_search`` and ``quantized_search`` (True/False) are set with SET LOCAL
+        for this search only; None keeps the session's setting."""
         vec = _v.as_float32(vector, self._info.dim)
         q, p = self._st.search(vec, k, where, max_distance)
-        return _core.search_results(self._fetch(q, p, ef_search))
+        return _core.search_results(self._fetch(q, p, ef_search, quantized_search=quantized_search))
 
     def search_many(self, vectors: Sequence[Any], k: int = 10, ef_search: Optional[int] = None,
-                    where: Optional[Dict[str, Any]] = None,
-                    max_distance: Optional[float] = None) -> List[List[SearchResult]]:
+                    where: Optional[Dict[str, Any]] = None, max_distance: Optional[float] = None,
+                    quantized_search: Optional[bool] = None) -> List[List[SearchResult]]:
         """One result list per query vector, from one statement (one round trip)."""
         vecs = [_v.as_float32(x, self._info.dim) for x in vectors]
         if not vecs:
             return []
         q, p = self._st.search_many(vecs, k, where, max_distance)
-        return _core.search_many_results(self._fetch(q, p, ef_search), len(vecs))
+        return _core.search_many_results(self._fetch(q, p, ef_search, quantized_search=quantized_search),
+                                         len(vecs))
 
     def keyword_search(self, query: str, k: int = 10,
                        where: Optional[Dict[str, Any]] = None) -> List[ScoredResult]:
@@ -405,31 +415,35 @@ class Database:
     def hybrid_search(self, query: str, vector: Any, k: int = 10, fetch_k: Optional[int] = None,
                       rrf_k: int = 60, where: Optional[Dict[str, Any]] = None,
                       ef_search: Optional[int] = None, vector_weight: float = 1.0,
-                      keyword_weight: float = 1.0) -> List[ScoredResult]:
+                      keyword_weight: float = 1.0,
+                      quantized_search: Optional[bool] = None) -> List[ScoredResult]:
         """Reciprocal rank fusion of the full-text and the vector results (top
         ``fetch_k`` of each, default max(2k, 20)), computed in one SQL statement."""
         vec = _v.as_float32(vector, self._info.dim)
         fk = fetch_k if fetch_k is not None else max(2 * k, 20)
         q, p = self._st.hybrid(query, vec, k, fk, rrf_k, where, vector_weight, keyword_weight)
-        return _core.scored_results(self._fetch(q, p, ef_search))
+        return _core.scored_results(self._fetch(q, p, ef_search, quantized_search=quantized_search))
 
     def max_marginal_relevance_search(self, vector: Any, k: int = 4, fetch_k: int = 20,
                                       lambda_mult: float = 0.5, where: Optional[Dict[str, Any]] = None,
-                                      ef_search: Optional[int] = None) -> List[SearchResult]:
+                                      ef_search: Optional[int] = None,
+                                      quantized_search: Optional[bool] = None) -> List[SearchResult]:
         """k items chosen among the ``fetch_k`` nearest for relevance and diversity
         (lambda_mult 1: relevance only, 0: diversity only), in the order chosen."""
         vec = _v.as_float32(vector, self._info.dim)
         if not 0.0 <= lambda_mult <= 1.0:
             raise ValueError("lambda_mult must be in [0, 1]")
         q, p = self._st.search(vec, max(fetch_k, k), where, None, with_embedding=True)
-        rows = self._fetch(q, p, ef_search, binary=True)
+        rows = self._fetch(q, p, ef_search, binary=True, quantized_search=quantized_search)
         picked = _core.mmr(vec, [r[3] for r in rows], k, lambda_mult)
         return _core.search_results([rows[i] for i in picked])
 
     # -- maintenance -------------------------------------------------------------
     def compact(self, reindex: bool = False, concurrently: bool = True) -> None:
         """VACUUM ANALYZE (removes deleted rows and repairs the graph); with
-        ``reindex``, also rebuilds the hnsw index (REINDEX INDEX CONCURRENTLY)."""
+        ``reindex``, also rebuilds the hnsw index (REINDEX INDEX CONCURRENTLY),
+        which for an SQ8 collection also retrains the quantization parameters
+        on the current rows."""
         self._exec(f"VACUUM (ANALYZE) {self._st.table}")
         if reindex:
             self._exec(f"REINDEX INDEX {'CONCURRENTLY ' if concurrently else ''}{self._st.embedding_index}")
@@ -518,7 +532,7 @@ class Client:
                           m: int = _core.DEFAULT_M, ef_construction: int = _core.DEFAULT_EF_CONSTRUCTION,
                           quantize: bool = False, documents: bool = False,
                           text_config: str = _core.DEFAULT_TEXT_CONFIG) -> Database:
-        """A new collection; CollectionExistsError if the name is taken."""
+        """A new collection (``quantize=True``: SQ8 index); CollectionExistsError if the name is taken."""
         return self._db(name, "create", dim=dim, metric=metric, m=m, ef_construction=ef_construction,
                         quantize=quantize, documents=documents, text_config=text_config)
 
@@ -529,9 +543,9 @@ class Client:
     def get_or_create_collection(self, name: str, dim: Optional[int] = None, metric: Optional[str] = None,
                                  m: int = _core.DEFAULT_M,
                                  ef_construction: int = _core.DEFAULT_EF_CONSTRUCTION,
-                                 quantize: bool = False, documents: bool = False,
+                                 quantize: Optional[bool] = None, documents: bool = False,
                                  text_config: str = _core.DEFAULT_TEXT_CONFIG) -> Database:
-        """Opens ``name`` (checking dim and metric when given), or creates it (needs dim)."""
+        """Opens ``name`` (checking dim, metric and quantize when given), or creates it (needs dim)."""
         return self._db(name, "auto", dim=dim, metric=metric, m=m, ef_construction=ef_construction,
                         quantize=quantize, documents=documents, text_config=text_config)
 
