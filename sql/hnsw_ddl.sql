@@ -85,6 +85,14 @@ RESET hnsw.max_scan_tuples;
 CREATE INDEX ON hnsw_ddl USING hnsw (id);
 CREATE INDEX ON hnsw_ddl USING hnsw (id int4_ops);
 CREATE INDEX ON hnsw_ddl USING hnsw (embedding vector_l2_ops, id);
+-- A jsonb metadata column may only follow the vector column, once.
+CREATE TABLE hnsw_ddl_meta (embedding vector(3), meta jsonb);
+CREATE INDEX ON hnsw_ddl_meta USING hnsw (meta);
+CREATE INDEX ON hnsw_ddl_meta USING hnsw (meta, embedding);
+CREATE INDEX ON hnsw_ddl_meta USING hnsw (embedding, meta, meta);
+CREATE INDEX hnsw_ddl_meta_idx ON hnsw_ddl_meta USING hnsw (embedding, meta);
+SELECT elements FROM hnsw_index_stats('hnsw_ddl_meta_idx');
+DROP TABLE hnsw_ddl_meta;
 CREATE UNIQUE INDEX ON hnsw_ddl USING hnsw (embedding vector_l2_ops);
 CREATE INDEX ON hnsw_ddl USING hnsw (embedding vector_l2_ops) INCLUDE (id);
 

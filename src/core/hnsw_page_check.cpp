@@ -322,6 +322,8 @@ const char* ReadMetaPage(const unsigned char* page, MetaPage* meta) {
   meta->params_start = sq8_fields ? Load32(p + 32) : 0;
   meta->params_pages = sq8_fields ? Load32(p + 36) : 0;
   meta->params_bytes = sq8_fields ? Load32(p + 40) : 0;
+  const bool flag_fields = Load16(page + kPdLower) >= kMetaOffset + kMetaSizeFull;
+  meta->flags = flag_fields ? Load32(p + 44) : 0;
   if (meta->magic != kMagic) return "bad magic number in metapage";
   if (meta->version != kFormatVersion) return "unsupported on-disk format version";
   if (meta->dimensions > static_cast<std::uint32_t>(kMaxDimensions)) return "metapage dimensions out of range";
@@ -331,6 +333,7 @@ const char* ReadMetaPage(const unsigned char* page, MetaPage* meta) {
   if (meta->metric > kMaxMetric) return "metapage metric unknown";
   if (meta->quantization > kQuantSq8) return "metapage quantization unknown";
   if (meta->quantization == kQuantSq8 && !sq8_fields) return "metapage pd_lower does not cover the SQ8 metadata";
+  if ((meta->flags & ~kMetaFilter) != 0) return "metapage flags unknown";
   if (meta->entry_level < -1 || meta->entry_level > kMaxLevel) return "metapage entry level out of range";
   if ((meta->entry_level >= 0) != meta->entry.valid()) return "metapage entry point and entry level disagree";
   if (meta->entry.valid() && meta->entry.block == 0) return "metapage entry point is on the metapage";

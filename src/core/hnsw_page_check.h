@@ -27,7 +27,9 @@ inline constexpr std::size_t kMaxAlign = 8;              // MAXIMUM_ALIGNOF
 inline constexpr std::size_t kSpecialSize = 8;           // MAXALIGN(sizeof(HnswPageOpaqueData))
 inline constexpr std::size_t kMetaOffset = 24;           // PageGetContents: MAXALIGN(SizeOfPageHeaderData)
 inline constexpr std::size_t kMetaSize = 32;             // offsetof(HnswMetaPageData, params_start): the least a metapage covers
-inline constexpr std::size_t kMetaSizeSq8 = 44;          // sizeof(HnswMetaPageData), with the SQ8 fields
+inline constexpr std::size_t kMetaSizeSq8 = 44;          // offsetof(HnswMetaPageData, flags): with the SQ8 fields
+inline constexpr std::size_t kMetaSizeFull = 52;         // sizeof(HnswMetaPageData): with flags (filtered search)
+inline constexpr std::uint32_t kMetaFilter = 0x0001;     // HNSW_META_FILTER: element tuples end with a signature
 // HNSW_MAX_ITEM_SIZE: one line pointer, the page header and the special space.
 inline constexpr std::size_t kMaxItemSize = kPageSize - 32 - kSpecialSize;
 inline constexpr std::uint16_t kPageId = 0xFF5E;
@@ -94,6 +96,7 @@ struct MetaPage {
   std::uint32_t params_start = 0;  // SQ8 parameter pages (0 pages: none)
   std::uint32_t params_pages = 0;
   std::uint32_t params_bytes = 0;
+  std::uint32_t flags = 0;         // kMetaFilter
 };
 
 // A problem found: where, and a static description.

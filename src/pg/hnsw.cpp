@@ -22,6 +22,7 @@ extern "C" {
 
 #include "pg/guard.h"
 #include "pg/hnsw.h"
+#include "pg/hnsw_filter.h"
 #include "pg/hnsw_store.h"
 #include "pg/hnsw_internal.h"
 #include "pg/module.h"
@@ -124,6 +125,32 @@ static bool HnswValidateImpl(Oid opclassoid) {
   CatCList* proclist = SearchSysCacheList1(AMPROCNUM, ObjectIdGetDatum(opfamilyoid));
   bool has_distance = false;
 
+  if (opcintype == JSONBOID) {
+    // A metadata column's opclass (jsonb_hnsw_ops): search operators of the
+    // filter strategies returning bool, no support function.
+    for (int i = 0; i < proclist->n_members; i++) {
+      Form_pg_amproc procform = (Form_pg_amproc)GETSTRUCT(&proclist->members[i]->tuple);
+      ereport(INFO, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+                     errmsg("hnsw operator family \"%s\" contains function %s, but a jsonb filter family has none",
+                            opfamilyname, format_procedure(procform->amproc))));
+      result = false;
+    }
+    for (int i = 0; i < oprlist->n_members; i++) {
+      Form_pg_amop oprform = (Form_pg_amop)GETSTRUCT(&oprlist->members[i]->tuple);
+      if (oprform->amopstrategy < 1 || oprform->amopstrategy > HNSW_FILTER_NSTRATEGIES ||
+          oprform->amoppurpose != AMOP_SEARCH ||
+          !check_amop_signature(oprform->amopopr, BOOLOID, oprform->amoplefttype, oprform->amoprighttype)) {
+        ereport(INFO, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+                       errmsg("hnsw operator family \"%s\" contains invalid filter operator %s", opfamilyname,
+                              format_operator(oprform->amopopr))));
+        result = false;
+      }
+    }
+    ReleaseCatCacheList(proclist);
+    ReleaseCatCacheList(oprlist);
+    return result;
+  }
+
   for (int i = 0; i < proclist->n_members; i++) {
     HeapTuple proctup = &proclist->members[i]->tuple;
     Form_pg_amproc procform = (Form_pg_amproc)GETSTRUCT(proctup);
@@ -208,9 +235,9 @@ VECEXT_FUNCTION(hnsw_handler) {
   am->amcanorderbyop = true;
   am->amcanbackward = false;
   am->amcanunique = false;
-  am->amcanmulticol = false;
+  am->amcanmulticol = true;  // a jsonb metadata column may follow the vector column
   am->amoptionalkey = true;
-  am->amsearcharray = false;
+  am->amsearcharray = true;  // metadata @> ANY(array)
   am->amsearchnulls = false;
   am->amstorage = false;
   am->amclusterable = false;

@@ -88,6 +88,7 @@ extern "C" {
 }
 
 #include <cstdint>
+#include <cstring>
 
 #define HNSW_MAGIC 0x564E5357u  // "VNSW"
 #define HNSW_FORMAT_VERSION 1
@@ -148,7 +149,13 @@ struct HnswMetaPageData {
   BlockNumber params_start;
   uint32 params_pages;
   uint32 params_bytes;       // the blob's size
+  // Filtered search (a jsonb metadata column after the vector column): each
+  // element tuple ends with the row's metadata signature (HnswElementSignature).
+  uint32 flags;              // HNSW_META_*
+  uint16 filter_max_bytes;   // signature size cap (src/pg/hnsw_filter.h)
+  uint16 unused;
 };
+#define HNSW_META_FILTER 0x0001  // element tuples carry a metadata signature
 typedef HnswMetaPageData* HnswMetaPage;
 #define HnswPageGetMeta(page) ((HnswMetaPage)PageGetContents(page))
 
@@ -174,6 +181,31 @@ static inline Size HnswElementDataSize(int quantization, int dim) {
 }
 #define HNSW_ELEMENT_TUPLE_SIZE_Q(quant, dim) MAXALIGN(offsetof(HnswElementTupleData, vec) + HnswElementDataSize(quant, dim))
 #define HNSW_ELEMENT_TUPLE_SIZE(dim) HNSW_ELEMENT_TUPLE_SIZE_Q(HNSW_QUANT_NONE, dim)
+
+// With a metadata column, the element data is followed by a uint16 length
+// and that many signature bytes, so element tuples differ in size (each keeps
+// its size for life). The smallest element tuple of an index:
+static inline Size HnswElementMinSize(int quantization, int dim, bool filter) {
+  return MAXALIGN(offsetof(HnswElementTupleData, vec) + HnswElementDataSize(quantization, dim) +
+                  (filter ? sizeof(uint16) : 0));
+}
+// The size of an element tuple with a signature of sig_len bytes.
+static inline Size HnswElementSizeWithSignature(int quantization, int dim, Size sig_len) {
+  return MAXALIGN(offsetof(HnswElementTupleData, vec) + HnswElementDataSize(quantization, dim) + sizeof(uint16) +
+                  sig_len);
+}
+// The signature of an element tuple of `item_len` bytes (NULL when it does
+// not fit the item: the caller treats that as "may match").
+static inline const uint8* HnswElementSignature(const HnswElementTupleData* etup, Size item_len, int quantization,
+                                                int dim, Size* sig_len) {
+  const Size at = offsetof(HnswElementTupleData, vec) + HnswElementDataSize(quantization, dim);
+  if (item_len < at + sizeof(uint16)) return NULL;
+  uint16 len;
+  memcpy(&len, (const char*)etup + at, sizeof(len));
+  if (item_len < at + sizeof(uint16) + len) return NULL;
+  *sig_len = len;
+  return (const uint8*)etup + at + sizeof(uint16);
+}
 
 // One page's share of the SQ8 parameter blob (the only item on its page,
 // sized to fill it, so that no element ever goes there).
@@ -234,6 +266,10 @@ extern bool hnsw_quantized_search;
 int HnswGetM(Relation index);
 int HnswGetEfConstruction(Relation index);
 int HnswGetQuantization(Relation index);  // from the reloptions (the metapage is authoritative once built)
+// Whether the index has a jsonb metadata column (its second key column).
+bool HnswIndexHasFilter(Relation index);
+// The metadata signature of a row for an index with a metadata column.
+bytea* HnswRowSignature(Relation index, Datum value, bool isnull);
 // The metric of the index's opclass, derived from its distance support proc.
 int HnswGetMetric(Relation index);
 void HnswInitPage(Page page, uint16 flags);
@@ -251,8 +287,10 @@ Vector* HnswPrepareValue(Relation index, Datum value, int dimensions);
 // ---- src/pg/hnsw_insert.cpp ------------------------------------------------
 // Inserts one element for heap row `heaptid` with vector `vec` into a built
 // index (used by aminsert and by the build's on-disk fallback).
+// `signature` (may be NULL) is the row's metadata signature (a bytea from
+// HnswMetaEncodeDatum) when the index has a metadata column.
 void HnswInsertElement(Relation index, Relation heap, const float* vec, int dim, ItemPointer heaptid,
-                       bool building);
+                       bool building, const bytea* signature);
 
 // Writes an SQ8 parameter blob (vecext::Sq8Serialize) into new pages at the
 // end of the index and points the metapage at them.

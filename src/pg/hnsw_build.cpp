@@ -30,6 +30,7 @@
 #include <cstring>
 
 extern "C" {
+#include "catalog/pg_type.h"
 #include "access/tableam.h"
 #include "access/xloginsert.h"
 #include "catalog/index.h"
@@ -46,6 +47,7 @@ extern "C" {
 #include "pg/guard.h"
 #include "core/sq8.h"
 #include "pg/hnsw.h"
+#include "pg/hnsw_filter.h"
 #include "pg/hnsw_store.h"
 #include "pg/hnsw_internal.h"
 #include "pg/vector.h"
@@ -83,6 +85,14 @@ struct HnswBuildState {
   int ef_construction;
   int metric;             // vecext::Metric
   int quantization;       // HNSW_QUANT_*
+  bool filter;            // a jsonb metadata column: element tuples carry signatures
+  // Signatures of the builder's rows (filter): row r's bytes are
+  // sig_buf[sig_off[r] .. sig_off[r + 1]).
+  char* sig_buf;
+  Size sig_len;
+  Size sig_cap;
+  uint64* sig_off;
+  Size sig_rows_cap;
   int threads;
   Size budget;            // bytes of maintenance_work_mem
   HnswBuilderOwner* owner;
@@ -140,7 +150,9 @@ static void HnswBuildCheck(HnswBuildState* bs, Status st, const char* what) {
 // TIDs of the page writer count too).
 static Size HnswBuildCapacity(HnswBuildState* bs, int dim) {
   const Size fixed = vecext::hnsw::BuildFixedBytes((size_t)dim, bs->m);
-  const Size per = vecext::hnsw::BuildBytesPerElement((size_t)dim, bs->m, bs->threads) + sizeof(ItemPointerData);
+  // A metadata signature takes a few dozen bytes (counted as 64) and its offset.
+  const Size per = vecext::hnsw::BuildBytesPerElement((size_t)dim, bs->m, bs->threads) + sizeof(ItemPointerData) +
+                   (bs->filter ? 64 + sizeof(uint64) : 0);
   if (bs->budget <= fixed) return 0;
   Size rows = (bs->budget - fixed) / per;
   return Min(rows, (Size)UINT32_MAX - 1);
@@ -299,6 +311,8 @@ static void HnswFillMetaPage(HnswBuildState* bs, Page page, ItemPointer entry, i
   meta->ef_construction = (uint16)bs->ef_construction;
   meta->metric = (uint8)bs->metric;
   meta->quantization = (uint8)bs->quantization;
+  meta->flags = bs->filter ? HNSW_META_FILTER : 0;
+  meta->filter_max_bytes = bs->filter ? HNSW_FILTER_DEFAULT_MAX_BYTES : 0;
   meta->entry_level = (int16)entry_level;
   if (entry != NULL) {
     meta->entry = *entry;
@@ -306,6 +320,12 @@ static void HnswFillMetaPage(HnswBuildState* bs, Page page, ItemPointer entry, i
     ItemPointerSetInvalid(&meta->entry);
   }
   meta->insert_page = insert_page;
+}
+
+// The element tuple size of builder row i (esize without a metadata column).
+static Size HnswBuildElementSize(HnswBuildState* bs, Size esize, size_t i) {
+  if (!bs->filter) return esize;
+  return HnswElementSizeWithSignature(bs->quantization, bs->dimensions, (Size)(bs->sig_off[i + 1] - bs->sig_off[i]));
 }
 
 // Writes the metapage and the element pages of the in-memory graph (which
@@ -355,7 +375,8 @@ static void HnswWritePages(HnswBuildState* bs) {
     etids = (ItemPointerData*)MemoryContextAllocHuge(bs->build_ctx, sizeof(ItemPointerData) * n);
     for (size_t i = 0; i < n; i++) {
       ItemPointerData ntid;
-      HnswWriterPlace(&w, esize, HNSW_NEIGHBOR_TUPLE_SIZE(HnswNeighborSlots(b->Level(i), m)), &etids[i], &ntid);
+      HnswWriterPlace(&w, HnswBuildElementSize(bs, esize, i), HNSW_NEIGHBOR_TUPLE_SIZE(HnswNeighborSlots(b->Level(i), m)),
+                      &etids[i], &ntid);
     }
   }
   const BlockNumber last = w.blkno;  // 0 when there are no element pages
@@ -386,7 +407,9 @@ static void HnswWritePages(HnswBuildState* bs) {
 
   // The element pages.
   const int max_level = HnswMaxLevelForM(m);
-  HnswElementTuple etup = (HnswElementTuple)palloc0(esize);
+  const Size esize_max = bs->filter ? HnswElementSizeWithSignature(bs->quantization, dim, HNSW_FILTER_MAX_MAX_BYTES)
+                                    : esize;
+  HnswElementTuple etup = (HnswElementTuple)palloc0(esize_max);
   HnswNeighborTuple ntup = (HnswNeighborTuple)palloc0(HNSW_NEIGHBOR_TUPLE_SIZE(HnswNeighborSlots(max_level, m)));
   uint32_t* links = (uint32_t*)palloc(sizeof(uint32_t) * 2 * (Size)m);
   memset(&w, 0, sizeof(w));
@@ -410,13 +433,20 @@ static void HnswWritePages(HnswBuildState* bs) {
       const int start = HnswLevelStart(lc, m);
       for (size_t k = 0; k < count && (int)k < HnswLevelSlots(lc, m); k++) ntup->ids[start + k] = etids[links[k]];
     }
-    memset(etup, 0, esize);
+    const Size esize_i = HnswBuildElementSize(bs, esize, i);
+    memset(etup, 0, esize_i);
     etup->type = HNSW_ELEMENT_TUPLE;
     etup->level = (uint8)level;
     etup->flags = 0;
     HnswUnpackTid(b->Payload(i), &etup->heaptid);
     HnswStoreEncode(&store, b->Vector(i), etup->vec);
-    HnswWriterWrite(&w, etup, esize, ntup, nsize, &etids[i]);
+    if (bs->filter) {
+      const uint16 len = (uint16)(bs->sig_off[i + 1] - bs->sig_off[i]);
+      char* at = (char*)etup->vec + store.data_size;
+      memcpy(at, &len, sizeof(len));
+      memcpy(at + sizeof(len), bs->sig_buf + bs->sig_off[i], len);
+    }
+    HnswWriterWrite(&w, etup, esize_i, ntup, nsize, &etids[i]);
     if ((i & 1023) == 1023) {
       CHECK_FOR_INTERRUPTS();
       pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64)(i + 1));
@@ -461,6 +491,29 @@ static void HnswBuildOverflow(HnswBuildState* bs) {
   pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_INSERT);
 }
 
+// Keeps the signature of builder row `row` (rows arrive in order).
+static void HnswBuildKeepSignature(HnswBuildState* bs, size_t row, const bytea* sig) {
+  const Size len = VARSIZE_ANY_EXHDR(sig);
+  if (bs->sig_off == NULL) {
+    bs->sig_rows_cap = 1024;
+    bs->sig_off = (uint64*)MemoryContextAllocHuge(bs->build_ctx, sizeof(uint64) * (bs->sig_rows_cap + 1));
+    bs->sig_off[0] = 0;
+    bs->sig_cap = 64 * 1024;
+    bs->sig_buf = (char*)MemoryContextAllocHuge(bs->build_ctx, bs->sig_cap);
+  }
+  if (row + 1 > bs->sig_rows_cap) {
+    bs->sig_rows_cap *= 2;
+    bs->sig_off = (uint64*)repalloc_huge(bs->sig_off, sizeof(uint64) * (bs->sig_rows_cap + 1));
+  }
+  if (bs->sig_len + len > bs->sig_cap) {
+    while (bs->sig_len + len > bs->sig_cap) bs->sig_cap *= 2;
+    bs->sig_buf = (char*)repalloc_huge(bs->sig_buf, bs->sig_cap);
+  }
+  memcpy(bs->sig_buf + bs->sig_len, VARDATA_ANY(sig), len);
+  bs->sig_len += len;
+  bs->sig_off[row + 1] = bs->sig_len;
+}
+
 static void HnswBuildCallbackImpl(Relation index, ItemPointer tid, Datum* values, bool* isnull,
                                   HnswBuildState* bs) {
   if (isnull[0]) return;
@@ -470,9 +523,11 @@ static void HnswBuildCallbackImpl(Relation index, ItemPointer tid, Datum* values
     if (bs->dimensions <= 0) bs->dimensions = v->dim;  // a column without typmod: the first row decides
     if (!bs->written) {
       if (bs->owner == NULL) HnswBuildCreateBuilder(bs, v->dim);
-      Status st = bs->owner->builder->Append(v->x, HnswPackTid(tid), NULL);
+      size_t row = 0;
+      Status st = bs->owner->builder->Append(v->x, HnswPackTid(tid), &row);
       if (st.ok()) {
         bs->loaded++;
+        if (bs->filter) HnswBuildKeepSignature(bs, row, HnswRowSignature(index, values[1], isnull[1]));
       } else if (st.code == StatusCode::kLimitExceeded) {
         HnswBuildOverflow(bs);
       } else if (st.code != StatusCode::kInvalidInput) {  // kInvalidInput: zero norm, not indexed
@@ -480,7 +535,8 @@ static void HnswBuildCallbackImpl(Relation index, ItemPointer tid, Datum* values
       }
     }
     if (bs->written) {
-      HnswInsertElement(index, bs->heap, v->x, v->dim, tid, true);
+      HnswInsertElement(index, bs->heap, v->x, v->dim, tid, true,
+                        bs->filter ? HnswRowSignature(index, values[1], isnull[1]) : NULL);
       bs->inserted++;
     }
   }
@@ -493,9 +549,25 @@ static void HnswBuildCallback(Relation index, ItemPointer tid, Datum* values, bo
   VECEXT_GUARD("hnswbuild", HnswBuildCallbackImpl(index, tid, values, isnull, (HnswBuildState*)state); return;);
 }
 
+// An hnsw index has a vector column, optionally followed by one jsonb
+// metadata column (jsonb_hnsw_ops) for filtered search.
+static void HnswCheckColumns(Relation index) {
+  const int natts = RelationGetDescr(index)->natts;
+  if (index->rd_opcintype[0] == JSONBOID)
+    ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                    errmsg("the first column of hnsw index \"%s\" must be a vector column",
+                           RelationGetRelationName(index)),
+                    errhint("Put the jsonb metadata column second: USING hnsw (embedding vector_l2_ops, metadata)")));
+  if (natts > 2 || (natts == 2 && index->rd_opcintype[1] != JSONBOID))
+    ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                    errmsg("hnsw index \"%s\" may have one jsonb metadata column after its vector column",
+                           RelationGetRelationName(index))));
+}
+
 static IndexBuildResult* HnswBuildImpl(Relation heap, Relation index, IndexInfo* indexInfo) {
   if (RelationGetNumberOfBlocks(index) != 0)
     elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
+  HnswCheckColumns(index);
 
   HnswBuildState* bs = (HnswBuildState*)palloc0(sizeof(HnswBuildState));
   bs->heap = heap;
@@ -505,6 +577,7 @@ static IndexBuildResult* HnswBuildImpl(Relation heap, Relation index, IndexInfo*
   bs->ef_construction = HnswGetEfConstruction(index);
   bs->metric = HnswGetMetric(index);
   bs->quantization = HnswGetQuantization(index);
+  bs->filter = HnswIndexHasFilter(index);
   bs->threads = Min(max_parallel_maintenance_workers + 1, HNSW_BUILD_MAX_THREADS);
   bs->budget = (Size)maintenance_work_mem * 1024;
   bs->build_ctx = AllocSetContextCreate(CurrentMemoryContext, "hnsw build", ALLOCSET_DEFAULT_SIZES);
@@ -541,6 +614,7 @@ IndexBuildResult* hnswbuild(Relation heap, Relation index, IndexInfo* indexInfo)
 // The init fork of an unlogged index: an empty index (a metapage), written
 // and WAL-logged directly (init forks are always logged) and synced.
 static void HnswBuildEmptyImpl(Relation index) {
+  HnswCheckColumns(index);
   HnswBuildState bs;
   memset(&bs, 0, sizeof(bs));
   bs.index = index;
@@ -549,6 +623,7 @@ static void HnswBuildEmptyImpl(Relation index) {
   bs.ef_construction = HnswGetEfConstruction(index);
   bs.metric = HnswGetMetric(index);
   bs.quantization = HnswGetQuantization(index);
+  bs.filter = HnswIndexHasFilter(index);
   Page page = (Page)palloc(BLCKSZ);
   HnswFillMetaPage(&bs, page, NULL, -1, InvalidBlockNumber);
   PageSetChecksumInplace(page, HNSW_METAPAGE_BLKNO);

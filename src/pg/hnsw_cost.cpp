@@ -1,7 +1,8 @@
 // hnsw cost estimation for the planner.
 //
-// An hnsw scan is only useful for ORDER BY <distance operator> (the AM has no
-// searchable operators): without ORDER BY the path gets an impossible cost.
+// An hnsw scan is only useful for ORDER BY <distance operator>: without ORDER
+// BY the path gets an impossible cost (quals on a metadata column alone never
+// make an hnsw scan).
 //
 // Total cost: returning every row in order means visiting the whole graph,
 // so genericcostestimate prices all n index tuples (one distance each) and
@@ -37,11 +38,14 @@ extern "C" {
 
 // Expected number of elements an hnsw scan visits in an index of `tuples`
 // elements with `m` links per level and a candidate list of `ef`.
-static double HnswVisitedTuples(double tuples, int m, int ef) {
+// With a filter on the metadata column that keeps a fraction `selectivity`
+// of the rows, the level-0 search passes about 1/selectivity elements for
+// every one it may return.
+static double HnswVisitedTuples(double tuples, int m, int ef, double selectivity) {
   if (tuples < 1) tuples = 1;
   double ml = 1.0 / std::log((double)m);
   double entry_level = std::floor(std::log(tuples) * ml);
-  double visited = entry_level * m + (double)ef * m;
+  double visited = entry_level * m + (double)ef * m / selectivity;
   return visited < tuples ? visited : tuples;
 }
 
@@ -78,7 +82,14 @@ static void HnswCostEstimateImpl(PlannerInfo* root, IndexPath* path, double loop
   if (heap_pages > 0 && costs.numIndexPages > heap_pages && pages_cost > 0)
     pages_cost *= heap_pages / costs.numIndexPages;
   double work = pages_cost + cpu;
-  double ratio = HnswVisitedTuples(tuples, m, hnsw_ef_search) / tuples;
+  // Quals on the metadata column (filtered search): genericcostestimate's
+  // selectivity is theirs.
+  double selectivity = path->indexclauses != NIL ? costs.indexSelectivity : 1.0;
+  if (selectivity < 1.0 / tuples) selectivity = 1.0 / tuples;
+  double ratio = HnswVisitedTuples(tuples, m, hnsw_ef_search, selectivity) / tuples;
+  // An iterative scan stops after hnsw.max_scan_tuples elements.
+  if (path->indexclauses != NIL && (double)hnsw_max_scan_tuples < ratio * tuples)
+    ratio = (double)hnsw_max_scan_tuples / tuples;
 
   *indexStartupCost = costs.indexStartupCost + ratio * work;
   *indexTotalCost = costs.indexStartupCost + work;

@@ -649,7 +649,8 @@ static void HnswTrainFromOneVector(Relation index, const float* vec, int dim, bo
 }
 
 // The body of HnswInsertElement, in the caller's temporary memory context.
-static void HnswInsertElementImpl(Relation index, const float* vec, int dim, ItemPointer heaptid, bool building) {
+static void HnswInsertElementImpl(Relation index, const float* vec, int dim, ItemPointer heaptid, bool building,
+                                  const bytea* signature) {
   LOCKMODE lockmode = ShareLock;
   if (!building) LockPage(index, HNSW_UPDATE_LOCK, lockmode);
 
@@ -691,7 +692,10 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
   st.new_id = 0;
 
   // The new tuples, built before any buffer is locked.
-  const Size esize = HNSW_ELEMENT_TUPLE_SIZE_Q(meta.quantization, dim);
+  const bool filter = (meta.flags & HNSW_META_FILTER) != 0;
+  const Size sig_len = filter && signature != NULL ? VARSIZE_ANY_EXHDR(signature) : 0;
+  const Size esize = filter ? HnswElementSizeWithSignature(meta.quantization, dim, sig_len)
+                            : HNSW_ELEMENT_TUPLE_SIZE_Q(meta.quantization, dim);
   const int nslots = HnswNeighborSlots(level, m);
   const Size nsize = HNSW_NEIGHBOR_TUPLE_SIZE(nslots);
   if (esize > HNSW_PAGE_ITEM_ROOM || nsize > HNSW_PAGE_ITEM_ROOM)
@@ -704,6 +708,14 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
   ItemPointerSetInvalid(&etup->neighbortid);
   HnswStoreEncode(&st.store, vec, etup->vec);
   const void* newdata = etup->vec;
+  if (filter) {
+    // The metadata signature after the data (a missing one: length 0, which
+    // no filter can exclude).
+    const uint16 len = (uint16)sig_len;
+    char* at = (char*)etup->vec + st.store.data_size;
+    memcpy(at, &len, sizeof(len));
+    if (len > 0) memcpy(at + sizeof(len), VARDATA_ANY(signature), len);
+  }
   HnswNeighborTuple ntup = (HnswNeighborTuple)palloc0(nsize);
   ntup->type = HNSW_NEIGHBOR_TUPLE;
   ntup->level = (uint8)level;
@@ -813,10 +825,11 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
   if (!building) UnlockPage(index, HNSW_UPDATE_LOCK, lockmode);
 }
 
-void HnswInsertElement(Relation index, Relation heap, const float* vec, int dim, ItemPointer heaptid, bool building) {
+void HnswInsertElement(Relation index, Relation heap, const float* vec, int dim, ItemPointer heaptid, bool building,
+                       const bytea* signature) {
   MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw insert", ALLOCSET_DEFAULT_SIZES);
   MemoryContext old = MemoryContextSwitchTo(cxt);
-  HnswInsertElementImpl(index, vec, dim, heaptid, building);
+  HnswInsertElementImpl(index, vec, dim, heaptid, building, signature);
   MemoryContextSwitchTo(old);
   MemoryContextDelete(cxt);
 }
@@ -826,7 +839,9 @@ static bool HnswInsertImpl(Relation index, Datum* values, bool* isnull, ItemPoin
   MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw aminsert", ALLOCSET_DEFAULT_SIZES);
   MemoryContext old = MemoryContextSwitchTo(cxt);
   Vector* v = HnswPrepareValue(index, values[0], 0);
-  if (v != NULL) HnswInsertElement(index, heap, v->x, v->dim, heap_tid, false);
+  if (v != NULL)
+    HnswInsertElement(index, heap, v->x, v->dim, heap_tid, false,
+                      HnswIndexHasFilter(index) ? HnswRowSignature(index, values[1], isnull[1]) : NULL);
   MemoryContextSwitchTo(old);
   MemoryContextDelete(cxt);
   return false;

@@ -53,6 +53,7 @@ extern "C" {
 #include "core/index_distance.h"
 #include "pg/guard.h"
 #include "pg/hnsw.h"
+#include "pg/hnsw_filter.h"
 #include "pg/hnsw_store.h"
 #include "pg/vector.h"
 
@@ -291,6 +292,11 @@ struct HnswScanOpaqueData {
   double last_lb;           // of the last row returned (strict_order)
   double bound_sql;         // the distance cut-off in SQL units (bounded)
   uint64 returned;          // rows returned (DEBUG2 statistics)
+  // Filtered search: the quals on the metadata column, compiled (NULL: none
+  // the index can check); every row is rechecked by the executor when the
+  // scan has keys.
+  HnswFilterProgram* filter;
+  bool has_keys;
 };
 typedef HnswScanOpaqueData* HnswScanOpaque;
 
@@ -412,6 +418,7 @@ static void HnswStartSearch(IndexScanDesc scan) {
   if (so->sq8 && so->store.sq8.dim != (uint32)so->query_dim)
     HnswReportCorruption(index, HNSW_METAPAGE_BLKNO, "the SQ8 parameters are missing");
   HnswStoreSetQuery(&so->store, so->query);
+  so->store.filter = so->filter;
   if (so->sq8) {
     HnswStoreKeepSq8Info(&so->store);
     so->batch_lb = (double*)palloc(sizeof(double) * (size_t)(so->ef + 1));
@@ -429,8 +436,11 @@ static void HnswStartSearch(IndexScanDesc scan) {
   // then read the metapage again.
   bool found = false;
   for (int attempt = 0;; attempt++) {
+    // With a filter, the first batch may have to pass many elements the
+    // filter excludes: it is bounded like later ones (hnsw.max_scan_tuples).
     HnswCheckStatus(vecext::hnsw::SearchFromEntry(so->store, HnswPackTid(&meta.entry), meta.entry_level,
-                                                  so->search, vecext::hnsw::kUnlimited, *so->scratch, &found));
+                                                  so->search, so->filter != NULL ? so->max_scored : vecext::hnsw::kUnlimited,
+                                                  *so->scratch, &found));
     if (found) break;
     HnswMetaPageData again;
     HnswReadMeta(index, &again);
@@ -503,6 +513,19 @@ static void HnswRescanImpl(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey 
   so->max_scored = (uint64)Max(hnsw_max_scan_tuples, 1);
 
   if (keys != NULL && nkeys > 0 && scan->numberOfKeys > 0) memmove(scan->keyData, keys, nkeys * sizeof(ScanKeyData));
+  so->filter = NULL;
+  so->has_keys = scan->numberOfKeys > 0;
+  if (so->has_keys) {
+    MemoryContext fold = MemoryContextSwitchTo(so->cxt);
+    HnswFilterProgram* program = HnswFilterCompile(scan->keyData, scan->numberOfKeys, 2);
+    MemoryContextSwitchTo(fold);
+    const int kind = HnswFilterKind(program);
+    if (kind == HNSW_FILTER_ALWAYS_NO) {
+      so->done = true;  // no row can satisfy the quals
+      return;
+    }
+    if (kind == HNSW_FILTER_DEPENDS) so->filter = program;
+  }
   if (orderbys != NULL && norderbys > 0 && scan->numberOfOrderBys > 0)
     memmove(scan->orderByData, orderbys, norderbys * sizeof(ScanKeyData));
   if (scan->numberOfOrderBys != 1)
@@ -553,7 +576,7 @@ static bool HnswGetTupleImpl(IndexScanDesc scan, ScanDirection dir) {
         ItemPointerData heaptid;
         if (!HnswStoreHeapTid(&so->store, c, &heaptid)) continue;
         scan->xs_heaptid = heaptid;
-        scan->xs_recheck = false;
+        scan->xs_recheck = so->has_keys;
         scan->xs_recheckorderby = true;
         scan->xs_orderbyvals[0] = Float8GetDatum(lb);
         scan->xs_orderbynulls[0] = false;
@@ -570,7 +593,7 @@ static bool HnswGetTupleImpl(IndexScanDesc scan, ScanDirection dir) {
       ItemPointerData heaptid;
       if (!HnswStoreHeapTid(&so->store, c, &heaptid)) continue;
       scan->xs_heaptid = heaptid;
-      scan->xs_recheck = false;
+      scan->xs_recheck = so->has_keys;
       scan->xs_recheckorderby = false;
       so->returned_any = true;
       so->returned++;

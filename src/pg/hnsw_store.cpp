@@ -17,6 +17,7 @@ extern "C" {
 #include "core/index_distance.h"
 #include "core/sq8.h"
 #include "pg/hnsw.h"
+#include "pg/hnsw_filter.h"
 #include "pg/hnsw_internal.h"
 #include "pg/hnsw_store.h"
 
@@ -135,7 +136,8 @@ void HnswStoreInit(HnswStore* store, Relation index, int dim, int m, int metric,
   store->metric = metric;
   store->quantization = quantization;
   store->data_size = HnswElementDataSize(quantization, dim);
-  store->element_size = HNSW_ELEMENT_TUPLE_SIZE_Q(quantization, dim);
+  store->has_filter = HnswIndexHasFilter(index);
+  store->element_size = HnswElementMinSize(quantization, dim, store->has_filter);
   if (quantization == HNSW_QUANT_SQ8 && !HnswGetSq8Params(index, &store->sq8)) store->sq8.dim = 0;
   const vecext::DistanceKernels& k = vecext::Kernels();
   switch ((vecext::Metric)metric) {
@@ -504,13 +506,20 @@ void HnswStore::Score(const ElementId* ids, int n, int level, float bound, Candi
       if (std::isnan(d)) d = std::numeric_limits<float>::infinity();
       out[at].distance = d;
       out[at].id = ids[at];
-      if (sq8_cap > 0 && level == 0 && !(etup->flags & HNSW_ELEMENT_DELETED)) {
+      bool returnable = !(etup->flags & HNSW_ELEMENT_DELETED);
+      if (filter != NULL && returnable) {
+        // Elements the filter excludes are traversed, never returned.
+        Size sig_len = 0;
+        const uint8* sig = HnswElementSignature(etup, ItemIdGetLength(PageGetItemId(page, IdOffset(ids[at]))),
+                                                quantization, dim, &sig_len);
+        if (sig != NULL && !HnswFilterMayMatch(filter, sig, sig_len)) returnable = false;
+      }
+      if (sq8_cap > 0 && level == 0 && returnable) {
         vecext::Sq8ElementInfo info;
         memcpy(&info, etup->vec, sizeof(info));
         Sq8InfoPut(this, ids[at], info);
       }
-      flags[at] = (uint8_t)(vecext::hnsw::kScoreValid |
-                            ((etup->flags & HNSW_ELEMENT_DELETED) ? 0 : vecext::hnsw::kScoreReturnable));
+      flags[at] = (uint8_t)(vecext::hnsw::kScoreValid | (returnable ? vecext::hnsw::kScoreReturnable : 0));
 
       const BlockNumber nblk = ItemPointerGetBlockNumberNoCheck(&etup->neighbortid);
       const OffsetNumber noff = ItemPointerGetOffsetNumberNoCheck(&etup->neighbortid);

@@ -58,6 +58,8 @@ struct HnswStore {
   Size data_size;                 // bytes of an element's data (HnswElementDataSize)
   Size element_size;              // bytes of an element tuple
   vecext::Sq8Params sq8;          // SQ8: the index's parameters (dim 0 until they exist)
+  bool has_filter;                // element tuples end with a metadata signature
+  const struct HnswFilterProgram* filter;  // scans: elements it excludes are not returnable (NULL: none)
   vecext::Sq8Query sq8_query;     // SQ8: the prepared query (HnswStoreSetQuery)
   bool sq8_zero_query;            // SQ8 under cosine: the query has norm 0 (every distance 1, SQL NaN)
   // SQ8 scans: the side data of every returnable element scored on level 0,

@@ -17,6 +17,7 @@ extern "C" {
 #include "core/distance.h"
 #include "core/index_distance.h"
 #include "pg/hnsw.h"
+#include "pg/hnsw_filter.h"
 #include "pg/hnsw_internal.h"
 #include "pg/vector.h"
 
@@ -36,6 +37,12 @@ int HnswGetEfConstruction(Relation index) {
 int HnswGetQuantization(Relation index) {
   HnswOptions* opts = (HnswOptions*)index->rd_options;
   return opts != NULL ? opts->quantization : HNSW_QUANT_NONE;
+}
+
+bool HnswIndexHasFilter(Relation index) { return RelationGetDescr(index)->natts >= 2; }
+
+bytea* HnswRowSignature(Relation index, Datum value, bool isnull) {
+  return HnswMetaEncodeDatum(value, isnull, HNSW_FILTER_DEFAULT_MAX_BYTES, false);
 }
 
 // The C symbols of the distance functions the opclasses use as support proc 1.
@@ -136,8 +143,11 @@ const char* HnswMetaProblem(Page page) {
     return "metapage pd_lower does not cover the metadata";
   if (meta->quantization > HNSW_QUANT_SQ8) return "metapage quantization unknown";
   if (meta->quantization == HNSW_QUANT_SQ8 &&
-      ((PageHeader)page)->pd_lower < (char*)meta + sizeof(HnswMetaPageData) - (char*)page)
+      ((PageHeader)page)->pd_lower < (char*)meta + offsetof(HnswMetaPageData, flags) - (char*)page)
     return "metapage pd_lower does not cover the SQ8 metadata";
+  if (((PageHeader)page)->pd_lower >= (char*)meta + sizeof(HnswMetaPageData) - (char*)page &&
+      (meta->flags & ~(uint32)HNSW_META_FILTER) != 0)
+    return "metapage flags unknown";
   if (meta->magic != HNSW_MAGIC) return "bad magic number in metapage";
   if (meta->version != HNSW_FORMAT_VERSION) return "unsupported on-disk format version";
   if (meta->dimensions > VECTOR_MAX_DIM) return "metapage dimensions out of range";

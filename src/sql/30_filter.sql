@@ -45,16 +45,14 @@ CREATE FUNCTION @extschema@.hnsw_filter_explain(op pg_catalog.text, query pg_cat
 -- The operator class of a metadata column in an hnsw index:
 --   CREATE INDEX ON docs USING hnsw (embedding vector_cosine_ops, metadata jsonb_hnsw_ops);
 -- Its strategy numbers are HNSW_FILTER_STRATEGY_* in src/pg/hnsw_filter.h.
--- It needs no support function. It is created once the access method
--- accepts a jsonb column (multicolumn indexes, opclass validation, build,
--- insert and scan); until then an hnsw index on a jsonb column would be
--- read as vectors, so the definition stays disabled:
---
--- CREATE OPERATOR CLASS @extschema@.jsonb_hnsw_ops
---   DEFAULT FOR TYPE pg_catalog.jsonb USING hnsw AS
---   OPERATOR 1 pg_catalog.@> (pg_catalog.jsonb, pg_catalog.jsonb),
---   OPERATOR 2 pg_catalog.? (pg_catalog.jsonb, pg_catalog.text),
---   OPERATOR 3 pg_catalog.?| (pg_catalog.jsonb, pg_catalog.text[]),
---   OPERATOR 4 pg_catalog.?& (pg_catalog.jsonb, pg_catalog.text[]),
---   OPERATOR 5 pg_catalog.@? (pg_catalog.jsonb, pg_catalog.jsonpath),
---   OPERATOR 6 pg_catalog.@@ (pg_catalog.jsonb, pg_catalog.jsonpath);
+-- It needs no support function. It is the default for jsonb in hnsw
+-- indexes, so `USING hnsw (embedding, metadata)` works too; an hnsw index
+-- whose first column is jsonb is rejected.
+CREATE OPERATOR CLASS @extschema@.jsonb_hnsw_ops
+  DEFAULT FOR TYPE pg_catalog.jsonb USING hnsw AS
+  OPERATOR 1 pg_catalog.@> (pg_catalog.jsonb, pg_catalog.jsonb),
+  OPERATOR 2 pg_catalog.? (pg_catalog.jsonb, pg_catalog.text),
+  OPERATOR 3 pg_catalog.?| (pg_catalog.jsonb, pg_catalog.text[]),
+  OPERATOR 4 pg_catalog.?& (pg_catalog.jsonb, pg_catalog.text[]),
+  OPERATOR 5 pg_catalog.@? (pg_catalog.jsonb, pg_catalog.jsonpath),
+  OPERATOR 6 pg_catalog.@@ (pg_catalog.jsonb, pg_catalog.jsonpath);
