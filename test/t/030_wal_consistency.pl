@@ -92,6 +92,22 @@ for my $c (@classes)
 	rows_equal($primary, $standby, "SELECT count(*), sum(id) FROM $t", "$c: same rows on the standby");
 }
 
+# An index with a jsonb metadata column (filtered search), SQ8 and not.
+$primary->safe_psql('postgres', qq{
+	CREATE TABLE wm (id int PRIMARY KEY, embedding vector($DIM), metadata jsonb) WITH (autovacuum_enabled = off);
+} . rand_vectors_sql('wm', 1, $ROWS, $DIM)
+  . "UPDATE wm SET metadata = jsonb_build_object('label', id % 10, 'tags', jsonb_build_array(id % 3));");
+step('metadata: build',
+	"CREATE INDEX wm_idx ON wm USING hnsw (embedding vector_l2_ops, metadata) WITH (m = 6, ef_construction = 24); "
+	  . "CREATE INDEX wm_sq8_idx ON wm USING hnsw (embedding vector_cosine_ops, metadata) "
+	  . "WITH (m = 6, ef_construction = 24, quantization = 'sq8')");
+step('metadata: inserts and updates',
+	rand_vectors_sql('wm', $ROWS + 1, int($ROWS / 2), $DIM)
+	  . "UPDATE wm SET metadata = jsonb_build_object('label', id % 7) WHERE id % 5 = 0 OR metadata IS NULL;");
+step('metadata: deletes and vacuum', 'DELETE FROM wm WHERE id % 4 = 0; VACUUM wm;');
+check_index_ok($standby, 'wm_idx', "metadata: the standby's index passes hnsw_index_check", 1);
+check_index_ok($standby, 'wm_sq8_idx', "metadata: the standby's SQ8 index passes hnsw_index_check", 1);
+
 my @bad = grep { /inconsistent page|PANIC|FATAL|TRAP/ } log_lines_since($standby, 0);
 is(scalar(@bad), 0, 'the standby log has no inconsistent page, FATAL or PANIC');
 diag(join("\n", @bad[ 0 .. ($#bad < 5 ? $#bad : 5) ])) if @bad;
