@@ -79,6 +79,16 @@ SELECT * FROM fcheck($$metadata IS NULL$$);
 SELECT * FROM fcheck($$metadata = '{}'$$);
 SELECT * FROM fcheck($$metadata @> '{"tenant": 7}'$$, 300);
 
+-- When the graph search runs out of its budget (hnsw.max_scan_tuples)
+-- before LIMIT rows are found, a final pass over the index finds the rest.
+SET hnsw.max_scan_tuples = 30;
+SELECT * FROM fcheck($$metadata @> '{"tenant": 7}'$$, 50);
+SELECT * FROM fcheck($$metadata @@ '$.price < 1'$$, 50);
+SET hnsw.iterative_scan = relaxed_order;
+SELECT * FROM fcheck($$metadata @> '{"tenant": 7}'$$, 50);
+RESET hnsw.iterative_scan;
+RESET hnsw.max_scan_tuples;
+
 -- Updates of a row's metadata are seen by filtered scans.
 UPDATE fdocs SET metadata = metadata || '{"tenant": 77}' WHERE id IN (10, 20, 30);
 SELECT * FROM fcheck($$metadata @> '{"tenant": 77}'$$);

@@ -29,6 +29,7 @@
 // context that each rescan resets.
 #include "pg/pg_includes.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -45,6 +46,7 @@ extern "C" {
 #include "optimizer/clauses.h"
 #include "optimizer/optimizer.h"
 #include "utils/fmgroids.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 }
@@ -297,6 +299,8 @@ struct HnswScanOpaqueData {
   // scan has keys.
   HnswFilterProgram* filter;
   bool has_keys;
+  HTAB* returned_ids;       // filtered scans: elements returned so far
+  bool exhausted;           // the final pass over every element has run
 };
 typedef HnswScanOpaqueData* HnswScanOpaque;
 
@@ -458,8 +462,105 @@ static void HnswStartSearch(IndexScanDesc scan) {
 }
 
 // Searches the next batch of an iterative scan. Returns false at the end.
+// Filtered scans remember the elements they return (for HnswExhaustiveBatch).
+static void HnswRememberReturned(HnswScanOpaque so, uint64 id) {
+  if (so->filter == NULL || so->iterative == HNSW_ITERATIVE_SCAN_OFF) return;
+  if (so->returned_ids == NULL) {
+    HASHCTL ctl;
+    memset(&ctl, 0, sizeof(ctl));
+    ctl.keysize = sizeof(uint64);
+    ctl.entrysize = sizeof(uint64);
+    ctl.hcxt = so->cxt;
+    so->returned_ids = hash_create("hnsw scan returned", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+  }
+  (void)hash_search(so->returned_ids, &id, HASH_ENTER, NULL);
+}
+
+// Filtered scans whose graph search ran out (hnsw.max_scan_tuples, or
+// nothing left to visit) before the executor had its rows: the rows that
+// match may lie far from the query in the graph (a filter on a value rare
+// near the query). So that LIMIT k still gets k rows whenever k rows match,
+// one pass over every element page collects the elements the filter does
+// not exclude and that were not returned yet, as a last batch in distance
+// order. Costs one read of the whole index, for such queries only.
+static bool HnswExhaustiveBatch(HnswScanOpaque so) {
+  so->exhausted = true;
+  HnswStore* st = &so->store;
+  const BlockNumber nblocks = RelationGetNumberOfBlocks(st->index);
+  size_t cap = 1024, n = 0;
+  MemoryContext old = MemoryContextSwitchTo(so->cxt);
+  Candidate* out = (Candidate*)palloc(sizeof(Candidate) * cap);
+  double* lbs = so->sq8 ? (double*)palloc(sizeof(double) * cap) : NULL;
+  for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < nblocks; blkno++) {
+    CHECK_FOR_INTERRUPTS();
+    Buffer buf = ReadBuffer(st->index, blkno);
+    LockBuffer(buf, BUFFER_LOCK_SHARE);
+    Page page = BufferGetPage(buf);
+    if (HnswStoreCheckElementPage(st->index, page, blkno)) {
+      const OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+      for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
+        HnswElementTuple etup = HnswStoreGetElement(page, off, st->element_size);
+        if (etup == NULL || (etup->flags & HNSW_ELEMENT_DELETED)) continue;
+        Size sig_len = 0;
+        const uint8* sig = HnswElementSignature(etup, ItemIdGetLength(PageGetItemId(page, off)), st->quantization,
+                                                st->dim, &sig_len);
+        if (sig != NULL && !HnswFilterMayMatch(so->filter, sig, sig_len)) continue;
+        ItemPointerData tid;
+        ItemPointerSet(&tid, blkno, off);
+        const uint64 id = HnswPackTid(&tid);
+        if (so->returned_ids != NULL && hash_search(so->returned_ids, &id, HASH_FIND, NULL) != NULL) continue;
+        float d;
+        double lb = 0.0;
+        if (so->sq8) {
+          vecext::Sq8ElementInfo info;
+          memcpy(&info, etup->vec, sizeof(info));
+          d = st->sq8_zero_query ? 1.0f
+                                 : vecext::Sq8Distance(st->sq8_query, (const uint8_t*)etup->vec + sizeof(info));
+          lb = st->sq8_zero_query ? 0.0 : vecext::Sq8Bounds(st->sq8_query, d, info).lower;
+        } else {
+          d = st->dist_offset + st->dist_scale * st->kernel(st->query, etup->vec, (std::size_t)st->dim);
+          if (std::isnan(d)) d = std::numeric_limits<float>::infinity();
+        }
+        if (n == cap) {
+          cap *= 2;
+          out = (Candidate*)repalloc_huge(out, sizeof(Candidate) * cap);
+          if (lbs != NULL) lbs = (double*)repalloc_huge(lbs, sizeof(double) * cap);
+        }
+        // aux: the heap TID (HnswStoreHeapTid reads it back from there).
+        out[n] = Candidate{d, id, HnswPackTid(&etup->heaptid)};
+        if (lbs != NULL) lbs[n] = lb;
+        n++;
+      }
+    }
+    UnlockReleaseBuffer(buf);
+  }
+  // Ascending (SQ8: by lower bound, the order the executor needs).
+  size_t* order = (size_t*)palloc(sizeof(size_t) * Max(n, (size_t)1));
+  for (size_t i = 0; i < n; i++) order[i] = i;
+  if (lbs != NULL) {
+    std::sort(order, order + n, [&](size_t a, size_t b) { return lbs[a] < lbs[b] || (lbs[a] == lbs[b] && a < b); });
+  } else {
+    std::sort(order, order + n, [&](size_t a, size_t b) { return vecext::hnsw::Closer(out[a], out[b]); });
+  }
+  so->batch = (Candidate*)palloc(sizeof(Candidate) * Max(n, (size_t)1));
+  if (lbs != NULL) so->batch_lb = (double*)palloc(sizeof(double) * Max(n, (size_t)1));
+  for (size_t i = 0; i < n; i++) {
+    so->batch[i] = out[order[i]];
+    if (lbs != NULL) so->batch_lb[i] = lbs[order[i]];
+  }
+  so->batch_len = n;
+  so->batch_pos = 0;
+  MemoryContextSwitchTo(old);
+  return n > 0;
+}
+
 static bool HnswNextBatch(HnswScanOpaque so) {
   LayerSearch& s = so->search;
+  if (so->filter != NULL && so->iterative != HNSW_ITERATIVE_SCAN_OFF && !so->exhausted &&
+      (s.scored >= so->max_scored || (s.results.size == 0 && s.candidates.size == 0 && s.discarded.size == 0 &&
+                                      s.evicted.size == 0)))
+    return HnswExhaustiveBatch(so);
+  if (so->exhausted) return false;
   if (so->iterative == HNSW_ITERATIVE_SCAN_OFF || s.scored >= so->max_scored) return false;
   if (so->bounded && !so->sq8) {
     // Nothing pending below the bound: no later batch can return a row.
@@ -472,7 +573,7 @@ static bool HnswNextBatch(HnswScanOpaque so) {
   }
   bool more = false;
   HnswCheckStatus(vecext::hnsw::NextBatch(s, &more));
-  if (!more) return false;
+  if (!more) return so->filter != NULL && !so->exhausted ? HnswExhaustiveBatch(so) : false;
   HnswCheckStatus(vecext::hnsw::SearchLayer(so->store, s, 0, so->max_scored, *so->scratch));
   so->batch_len = vecext::hnsw::TakeResults(s, so->batch);
   so->batch_pos = 0;
@@ -506,6 +607,8 @@ static void HnswRescanImpl(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey 
   so->batch_pos = 0;
   so->returned_any = false;
   so->returned = 0;
+  so->returned_ids = NULL;
+  so->exhausted = false;
   so->bounded = false;
   so->sq8 = false;
   so->iterative = hnsw_iterative_scan;
@@ -583,6 +686,7 @@ static bool HnswGetTupleImpl(IndexScanDesc scan, ScanDirection dir) {
         so->returned_any = true;
         so->returned++;
         so->last_lb = lb;
+        HnswRememberReturned(so, c.id);
         return true;
       }
       if (so->bounded && c.distance > so->bound_index) {
@@ -598,6 +702,7 @@ static bool HnswGetTupleImpl(IndexScanDesc scan, ScanDirection dir) {
       so->returned_any = true;
       so->returned++;
       so->last_distance = c.distance;
+      HnswRememberReturned(so, c.id);
       return true;
     }
     if (!HnswNextBatch(so)) {
