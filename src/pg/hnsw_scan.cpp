@@ -390,6 +390,8 @@ static void HnswPrepareBatch(HnswScanOpaque so) {
   }
 }
 
+static bool HnswExhaustiveBatch(HnswScanOpaque so);
+
 // Runs the first batch: meta, descent, level-0 search.
 static void HnswStartSearch(IndexScanDesc scan) {
   HnswScanOpaque so = (HnswScanOpaque)scan->opaque;
@@ -458,6 +460,15 @@ static void HnswStartSearch(IndexScanDesc scan) {
   }
   so->batch_len = vecext::hnsw::TakeResults(so->search, so->batch);
   so->batch_pos = 0;
+  // A filtered search that spent its whole budget without finding ef_search
+  // rows that may match: the matching rows lie far from the query in the
+  // graph. Before returning anything, one pass over the index gives them
+  // all, in exact distance order.
+  if (so->filter != NULL && so->iterative != HNSW_ITERATIVE_SCAN_OFF && so->search.scored >= so->max_scored &&
+      so->batch_len < (size_t)so->ef) {
+    HnswExhaustiveBatch(so);
+    return;
+  }
   HnswPrepareBatch(so);
 }
 
