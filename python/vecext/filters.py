@@ -12,16 +12,27 @@ Grammar::
 Operators: $eq $ne $in $nin $gt $gte $lt $lte $exists.
 
 SQL produced (values are always bound parameters, never spliced into SQL;
-key names travel inside jsonpath or JSON parameters, quoted by json.dumps):
+key names and values travel inside jsonpath or JSON parameters, quoted by
+json.dumps). Every form but ``$exists: False`` is an operator of the hnsw
+``jsonb_hnsw_ops`` class, so an hnsw index with the metadata column
+evaluates it inside the graph search (an ``Index Cond``):
 
 * equality and one-value $in: JSON containment ``metadata @> $n::jsonb``
-  (all equalities of one AND group merged into one object), served by the
-  GIN ``jsonb_path_ops`` index;
-* $in: ``metadata @> ANY($n::text[]::jsonb[])``;
-* $ne, $nin, $gt, $gte, $lt, $lte: ``jsonb_path_match(metadata, $p::jsonpath,
-  $v::jsonb, true)`` with a strict-mode path such as ``strict $."year" > $v``
-  and the value in the vars object;
-* $exists: ``metadata @? $p::jsonpath`` (``strict $."a"."b"``).
+  (all equalities of one AND group merged into one object);
+* $in, $ne, $nin, $gt, $gte, $lt, $lte: ``metadata @@ $p::jsonpath`` with a
+  strict-mode predicate and the values written into it as JSON literals:
+  ``strict $."year" > 2000``, ``strict ($."tag" == "x" || $."tag" == "y")``,
+  ``strict ($."a" != 1 && $."a" != 2)``. ``@@`` is ``jsonb_path_match(...,
+  silent => true)``. ``$in`` is not ``metadata @> ANY($n::jsonb[])``:
+  PostgreSQL 15 makes no ``op ANY(array)`` on a second index column an
+  index condition of a scan ordered by distance;
+* $exists: ``metadata @? $p::jsonpath`` (``strict $."a"."b"``); ``$exists:
+  False`` is ``NOT coalesce(metadata @? $p::jsonpath, false)``, a filter the
+  index cannot evaluate (rows are checked after the index returns them);
+* $and: the parts ANDed; $or: when every branch has a jsonpath form (all but
+  ``$exists: False`` and the constants ``$in: []`` / ``$nin: []``), ONE
+  ``@@`` condition joining them with ``||`` (an SQL OR is never an index
+  condition); otherwise an SQL OR.
 
 Semantics: a field matches only a value of the same JSON type. A string
 compared with a number (or any comparison between different types), a
@@ -38,7 +49,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from .errors import FilterError
 
@@ -62,6 +73,10 @@ class Params:
             raise ValueError(style)
         self.style = style
         self.values: List[Any] = []
+        # Set when a where filter was compiled into the statement: its plan
+        # depends on the values (an in-index filter, a GIN index or a scan),
+        # so it must be planned for them, never with a generic plan.
+        self.filtered = False
 
     def add(self, value: Any, binary: bool = False) -> str:
         self.values.append(value)
@@ -83,6 +98,19 @@ def _check_scalar(op: str, path: List[str], value: Any) -> None:
             f"not {type(value).__name__}")
     if isinstance(value, float) and not math.isfinite(value):
         raise FilterError(f"{op} on {'.'.join(path)!r}: NaN and infinity cannot be compared")
+    if isinstance(value, str):
+        _check_text(value, f"a value of {op} on {'.'.join(path)!r}")
+
+
+def _check_text(s: str, what: str) -> None:
+    # Neither jsonb nor jsonpath can hold U+0000, and text that is not valid
+    # Unicode (lone surrogates) cannot be sent: refuse both before sending.
+    if "\x00" in s:
+        raise FilterError(f"NUL character in {what}")
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise FilterError(f"{what} is not valid Unicode: {e.reason}") from None
 
 
 def _split_key(key: Any) -> List[str]:
@@ -90,8 +118,7 @@ def _split_key(key: Any) -> List[str]:
         raise FilterError(f"filter keys must be strings, not {type(key).__name__}")
     if not key:
         raise FilterError("empty key in filter")
-    if "\x00" in key:
-        raise FilterError("NUL character in a filter key")
+    _check_text(key, "a filter key")
     parts = key.split(".")
     if any(p == "" for p in parts):
         raise FilterError(f"empty component in the dotted key {key!r}")
@@ -114,26 +141,108 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
-class _Compiler:
-    def __init__(self, params: Params, column: str):
-        self.params = params
-        self.column = column
+def _literal(value: Any) -> str:
+    """A checked scalar as a jsonpath literal. JSON's forms are jsonpath's:
+    strings in double quotes with JSON escapes (jsonpath reads \\" \\\\ \\n
+    \\uXXXX ...), true, false, null, and numbers as json.dumps writes them
+    (2000, -5, 4.5, 1e+20, 1e-07: a leading minus is folded into the
+    constant by the jsonpath parser)."""
+    return _dumps(value)
 
-    # One AND group: a dict. Equalities merged into one containment object.
-    def group(self, where: Dict[str, Any], prefix: List[str]) -> List[str]:
+
+# -- conditions ----------------------------------------------------------------
+# A filter is parsed into these nodes, then written as SQL. Every node but
+# Exists(False) and a constant also has a jsonpath form that is true in
+# exactly the rows where its SQL form is true (checked by the tests against a
+# Python reference); an $or whose branches all have one is written as ONE
+# ``@@`` condition, because the planner makes no index condition of an SQL OR.
+# Compositions use only && and ||: with jsonpath's three-valued logic an
+# unknown (a missing key, a type mismatch) then excludes a row exactly as the
+# SQL NULL or false of the separate conditions does.
+
+class _Eq(NamedTuple):
+    path: Tuple[str, ...]
+    value: Any
+
+
+class _In(NamedTuple):  # two or more values
+    path: Tuple[str, ...]
+    values: Tuple[Any, ...]
+
+
+class _Pred(NamedTuple):  # a jsonpath predicate, strict mode
+    text: str
+
+
+class _Exists(NamedTuple):
+    path: Tuple[str, ...]
+    positive: bool
+
+
+class _Const(NamedTuple):
+    value: bool
+
+
+class _Bool(NamedTuple):  # "$and" / "$or" of groups (each a list of nodes ANDed)
+    op: str
+    groups: Tuple[Tuple[Any, ...], ...]
+
+
+def _balanced(items: List[str], op: str) -> str:
+    # Nested evenly, so that long $in / $nin / $or chains stay shallow for
+    # the index's filter compiler (it flattens nesting, up to a depth limit).
+    if len(items) == 1:
+        return items[0]
+    half = len(items) // 2
+    return f"({_balanced(items[:half], op)} {op} {_balanced(items[half:], op)})"
+
+
+def _path_jsonpath(node: Any) -> Optional[str]:
+    """The node as a strict-mode jsonpath predicate (without "strict "), or None."""
+    if isinstance(node, _Eq):
+        return f"{_jsonpath(list(node.path))} == {_literal(node.value)}"
+    if isinstance(node, _In):
+        p = _jsonpath(list(node.path))
+        return _balanced([f"{p} == {_literal(v)}" for v in node.values], "||")
+    if isinstance(node, _Pred):
+        return node.text  # one comparison, or a parenthesized chain
+    if isinstance(node, _Exists):
+        return f"exists({_jsonpath(list(node.path))})" if node.positive else None
+    if isinstance(node, _Bool):
+        parts = []
+        for g in node.groups:
+            if not g:
+                return None  # a group without conditions is true: no predicate for it
+            sub = [_path_jsonpath(n) for n in g]
+            if any(x is None for x in sub):
+                return None
+            parts.append(_balanced(sub, "&&"))  # type: ignore[arg-type]
+        return _balanced(parts, "&&" if node.op == "$and" else "||")
+    return None
+
+
+def _not_equal(jp: str, values: List[Any]) -> str:
+    """$ne / $nin: the field differs from every value. In jsonpath an array
+    or object compared with a scalar is unknown (no match), except that it
+    differs from null: when every value is None, require a scalar."""
+    parts = [f"{jp} != {_literal(v)}" for v in values]
+    if all(v is None for v in values):
+        parts = parts[:1] + [f'{jp}.type() != "array"', f'{jp}.type() != "object"']
+    return _balanced(parts, "&&")
+
+
+class _Parser:
+    # One AND group: a dict, as a list of nodes.
+    def group(self, where: Dict[str, Any], prefix: List[str]) -> List[Any]:
         if not isinstance(where, dict):
             raise FilterError(f"a filter must be a dict, not {type(where).__name__}")
         if not where and not prefix:
             raise FilterError("empty filter in $and/$or")
-        conds: List[str] = []
-        eq_doc: Dict[str, Any] = {}
-        self._walk(where, prefix, conds, eq_doc)
-        if eq_doc:
-            conds.insert(0, self._contains(eq_doc))
+        conds: List[Any] = []
+        self._walk(where, prefix, conds)
         return conds
 
-    def _walk(self, where: Dict[str, Any], prefix: List[str], conds: List[str],
-              eq_doc: Dict[str, Any]) -> None:
+    def _walk(self, where: Dict[str, Any], prefix: List[str], conds: List[Any]) -> None:
         for key, value in where.items():
             if isinstance(key, str) and key.startswith("$"):
                 if prefix:
@@ -147,9 +256,9 @@ class _Compiler:
                 conds.append(self._logical(key, value))
                 continue
             path = prefix + _split_key(key)
-            self._field(path, value, conds, eq_doc)
+            self._field(path, value, conds)
 
-    def _field(self, path: List[str], value: Any, conds: List[str], eq_doc: Dict[str, Any]) -> None:
+    def _field(self, path: List[str], value: Any, conds: List[Any]) -> None:
         if isinstance(value, dict):
             if not value:
                 raise FilterError(f"empty condition for {'.'.join(path)!r}")
@@ -157,20 +266,102 @@ class _Compiler:
             if ops and len(ops) != len(value):
                 raise FilterError(f"{'.'.join(path)!r} mixes operators and nested field names")
             if not ops:  # nested field names
-                self._walk(value, path, conds, eq_doc)
+                self._walk(value, path, conds)
                 return
             for op, arg in value.items():
-                self._operator(path, op, arg, conds, eq_doc)
+                self._operator(path, op, arg, conds)
             return
         if isinstance(value, (list, tuple, set)):
             raise FilterError(f"a list value for {'.'.join(path)!r}: use {{\"$in\": [...]}}")
         _check_scalar("equality", path, value)
-        self._add_eq(path, value, conds, eq_doc)
+        conds.append(_Eq(tuple(path), value))
+
+    def _operator(self, path: List[str], op: Any, arg: Any, conds: List[Any]) -> None:
+        name = ".".join(path)
+        jp = _jsonpath(path)
+        if op not in FIELD_OPERATORS:
+            raise FilterError(f"unknown operator {op!r} on {name!r}; expected one of "
+                              f"{', '.join(sorted(FIELD_OPERATORS))}")
+        if op == "$eq":
+            _check_scalar(op, path, arg)
+            conds.append(_Eq(tuple(path), arg))
+        elif op == "$ne":
+            _check_scalar(op, path, arg)
+            conds.append(_Pred(_not_equal(jp, [arg])))
+        elif op in ("$in", "$nin"):
+            if not isinstance(arg, (list, tuple)):
+                raise FilterError(f"{op} on {name!r} takes a list, not {type(arg).__name__}")
+            for v in arg:
+                _check_scalar(op, path, v)
+            if op == "$in":
+                if not arg:
+                    conds.append(_Const(False))
+                elif len(arg) == 1:
+                    conds.append(_Eq(tuple(path), arg[0]))
+                else:
+                    conds.append(_In(tuple(path), tuple(arg)))
+            elif arg:  # $nin: [] matches every row
+                conds.append(_Pred(_not_equal(jp, list(arg))))
+        elif op in COMPARISONS:
+            if isinstance(arg, bool) or not isinstance(arg, (int, float, str)):
+                raise FilterError(f"{op} on {name!r} takes a number or a string, "
+                                  f"not {type(arg).__name__}")
+            _check_scalar(op, path, arg)
+            conds.append(_Pred(f"{jp} {COMPARISONS[op]} {_literal(arg)}"))
+        elif op == "$exists":
+            if not isinstance(arg, bool):
+                raise FilterError(f"$exists on {name!r} takes True or False")
+            conds.append(_Exists(tuple(path), arg))
+
+    def _logical(self, op: str, value: Any) -> _Bool:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise FilterError(f"{op} takes a non-empty list of filters")
+        return _Bool(op, tuple(tuple(self.group(sub, [])) for sub in value))
+
+
+class _Writer:
+    """Writes parsed conditions as SQL on ``column``, values into ``params``."""
+
+    def __init__(self, params: Params, column: str):
+        self.params = params
+        self.column = column
+
+    # One AND group. Equalities merged into one containment object.
+    def group(self, conds: Sequence[Any]) -> List[str]:
+        out: List[str] = []
+        eq_doc: Dict[str, Any] = {}
+        for c in conds:
+            if isinstance(c, _Eq):
+                self._add_eq(list(c.path), c.value, out, eq_doc)
+            else:
+                out.append(self._cond(c))
+        if eq_doc:
+            out.insert(0, self._contains(eq_doc))
+        return out
+
+    def _cond(self, c: Any) -> str:
+        if isinstance(c, _Const):
+            return "true" if c.value else "false"
+        if isinstance(c, _Exists):
+            p = self.params.add("strict " + _jsonpath(list(c.path)))
+            if c.positive:
+                return f"{self.column} @? {p}::jsonpath"
+            return f"NOT coalesce({self.column} @? {p}::jsonpath, false)"
+        if isinstance(c, (_Pred, _In)):
+            return self._match(_path_jsonpath(c))  # type: ignore[arg-type]
+        if isinstance(c, _Bool):
+            if c.op == "$or":
+                jp = _path_jsonpath(c)
+                if jp is not None:
+                    return self._match(jp)
+            joiner = " AND " if c.op == "$and" else " OR "
+            return "(" + joiner.join(_and(self.group(g)) for g in c.groups) + ")"
+        raise AssertionError(c)
 
     def _add_eq(self, path: List[str], value: Any, conds: List[str], eq_doc: Dict[str, Any]) -> None:
         # merge into the group's containment object unless that would conflict
         node = eq_doc
-        for i, part in enumerate(path[:-1]):
+        for part in path[:-1]:
             nxt = node.get(part)
             if nxt is None and part not in node:
                 nxt = node[part] = {}
@@ -186,68 +377,13 @@ class _Compiler:
             return
         node[last] = value
 
-    def _operator(self, path: List[str], op: Any, arg: Any, conds: List[str],
-                  eq_doc: Dict[str, Any]) -> None:
-        name = ".".join(path)
-        if op not in FIELD_OPERATORS:
-            raise FilterError(f"unknown operator {op!r} on {name!r}; expected one of "
-                              f"{', '.join(sorted(FIELD_OPERATORS))}")
-        if op == "$eq":
-            _check_scalar(op, path, arg)
-            self._add_eq(path, arg, conds, eq_doc)
-        elif op == "$ne":
-            _check_scalar(op, path, arg)
-            conds.append(self._match(f"strict {_jsonpath(path)} != $v0", {"v0": arg}))
-        elif op in ("$in", "$nin"):
-            if not isinstance(arg, (list, tuple)):
-                raise FilterError(f"{op} on {name!r} takes a list, not {type(arg).__name__}")
-            for v in arg:
-                _check_scalar(op, path, v)
-            if op == "$in":
-                if not arg:
-                    conds.append("false")
-                elif len(arg) == 1:
-                    self._add_eq(path, arg[0], conds, eq_doc)
-                else:
-                    docs = [_dumps(_nested(path, v)) for v in arg]
-                    conds.append(f"{self.column} @> ANY({self.params.add(docs)}::text[]::jsonb[])")
-            else:
-                if not arg:
-                    return  # matches every row
-                jp = " && ".join(f"{_jsonpath(path)} != $v{i}" for i in range(len(arg)))
-                conds.append(self._match("strict " + jp, {f"v{i}": v for i, v in enumerate(arg)}))
-        elif op in COMPARISONS:
-            if isinstance(arg, bool) or not isinstance(arg, (int, float, str)):
-                raise FilterError(f"{op} on {name!r} takes a number or a string, "
-                                  f"not {type(arg).__name__}")
-            _check_scalar(op, path, arg)
-            conds.append(self._match(f"strict {_jsonpath(path)} {COMPARISONS[op]} $v0", {"v0": arg}))
-        elif op == "$exists":
-            if not isinstance(arg, bool):
-                raise FilterError(f"$exists on {name!r} takes True or False")
-            p = self.params.add("strict " + _jsonpath(path))
-            if arg:
-                conds.append(f"{self.column} @? {p}::jsonpath")
-            else:
-                conds.append(f"NOT coalesce({self.column} @? {p}::jsonpath, false)")
-
-    def _logical(self, op: str, value: Any) -> str:
-        if not isinstance(value, (list, tuple)) or not value:
-            raise FilterError(f"{op} takes a non-empty list of filters")
-        parts = []
-        for sub in value:
-            conds = self.group(sub, [])
-            parts.append(_and(conds))
-        joiner = " AND " if op == "$and" else " OR "
-        return "(" + joiner.join(parts) + ")"
-
     def _contains(self, doc: Dict[str, Any]) -> str:
         return f"{self.column} @> {self.params.add(_dumps(doc))}::jsonb"
 
-    def _match(self, jsonpath: str, variables: Dict[str, Any]) -> str:
-        p = self.params.add(jsonpath)
-        v = self.params.add(_dumps(variables))
-        return f"jsonb_path_match({self.column}, {p}::jsonpath, {v}::jsonb, true)"
+    def _match(self, predicate: str) -> str:
+        # jsonb @@ jsonpath is jsonb_path_match(..., silent => true) without
+        # variables, and an operator the hnsw index can evaluate.
+        return f"{self.column} @@ {self.params.add('strict ' + predicate)}::jsonpath"
 
 
 def _and(conds: List[str]) -> str:
@@ -266,7 +402,9 @@ def compile_where(where: Optional[Dict[str, Any]], params: Params, column: str =
         raise FilterError(f"where must be a dict, not {type(where).__name__}")
     if not where:
         return None
-    return _and(_Compiler(params, column).group(where, []))
+    sql = _and(_Writer(params, column).group(_Parser().group(where, [])))
+    params.filtered = True
+    return sql
 
 
 def explain(where: Optional[Dict[str, Any]]) -> Tuple[Optional[str], List[Any]]:
