@@ -56,7 +56,8 @@ class CreateAndOpen(unittest.TestCase):
                 self.assertEqual(cols, [("id", "text"), ("embedding", "vector(3)"), ("metadata", "jsonb")])
                 idx = [r[0] for r in c.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s ORDER BY 1",
                                                [name]).fetchall()]
-                self.assertTrue(any("USING hnsw (embedding vector_ip_ops)" in d for d in idx), idx)
+                # the metadata column (default operator class jsonb_hnsw_ops) for in-index filters
+                self.assertTrue(any("USING hnsw (embedding vector_ip_ops, metadata)" in d for d in idx), idx)
                 self.assertTrue(any("USING gin (metadata jsonb_path_ops)" in d for d in idx), idx)
         finally:
             drop(name)
@@ -582,7 +583,7 @@ class Quantized(unittest.TestCase):
         with admin() as c:
             d = c.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s",
                           [f"{self.sq8_name}_embedding_idx"]).fetchone()[0]
-        self.assertIn("USING hnsw (embedding vector_cosine_ops)", d)
+        self.assertIn("USING hnsw (embedding vector_cosine_ops, metadata)", d)  # jsonb_hnsw_ops: the default
         self.assertIn("quantization=sq8", d.replace(" ", ""))
         self.assertIn("m='16'", d.replace(" ", ""))
         s = self.sq8.stats()

@@ -296,8 +296,12 @@ class Statements:
         quant = ", quantization = 'sq8'" if quantize else ""
         out = [
             f"CREATE TABLE {table} ({cols})",
-            f"CREATE INDEX {emb_idx} ON {table} USING hnsw (embedding {METRICS[metric][1]}) "
-            f"WITH (m = {int(m)}, ef_construction = {int(efc)}{quant})",
+            # The metadata column lets the hnsw index evaluate where filters
+            # inside the graph search (docs/filtering.md); the GIN index serves
+            # selective equality filters (GIN scan + sort is then cheaper, and
+            # the planner chooses by the filter's values) and count/get/delete.
+            f"CREATE INDEX {emb_idx} ON {table} USING hnsw (embedding {METRICS[metric][1]}, "
+            f"metadata jsonb_hnsw_ops) WITH (m = {int(m)}, ef_construction = {int(efc)}{quant})",
             f"CREATE INDEX {meta_idx} ON {table} USING gin (metadata jsonb_path_ops)",
         ]
         if documents:
