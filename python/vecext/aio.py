@@ -58,7 +58,11 @@ async def create_pool(dsn: Optional[str] = None, use_numpy: Optional[bool] = Non
                       create_extension: bool = True, min_size: int = 1, max_size: int = 4,
                       **kwargs: Any) -> asyncpg.Pool:
     """An asyncpg pool whose connections have the ``vector`` codec (the
-    extension is created first when missing and ``create_extension``)."""
+    extension is created first when missing and ``create_extension``) and the
+    session setting ``plan_cache_mode = force_custom_plan`` (unless
+    ``server_settings`` gives another): every execution of a prepared
+    statement is planned for its parameters, so that a where filter's plan
+    (in-index filter, GIN scan or sequential scan) follows its values."""
     numpy = _v._resolve(use_numpy)
     try:
         conn = await asyncpg.connect(dsn)
@@ -75,7 +79,10 @@ async def create_pool(dsn: Optional[str] = None, use_numpy: Optional[bool] = Non
         async def init(c: asyncpg.Connection) -> None:
             await register_vector_asyncpg(c, numpy)
 
-        return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=init, **kwargs)
+        settings = dict(kwargs.pop("server_settings", None) or {})
+        settings.setdefault("plan_cache_mode", "force_custom_plan")
+        return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=init,
+                                         server_settings=settings, **kwargs)
 
 
 async def _read_catalog(conn: asyncpg.Connection, schema: str, name: str) -> Optional[CollectionInfo]:
@@ -146,7 +153,7 @@ class AsyncDatabase:
                  documents: bool = False, text_config: str = _core.DEFAULT_TEXT_CONFIG,
                  schema: str = "public", use_numpy: Optional[bool] = None,
                  pool: Optional[asyncpg.Pool] = None, min_size: int = 1, max_size: int = 4,
-                 _mode: str = "auto"):
+                 _mode: str = "auto", _custom_plans: bool = False):
         if name is None:
             raise TypeError("AsyncDatabase() needs a collection name")
         _core.check_quantize(quantize)
@@ -157,6 +164,10 @@ class AsyncDatabase:
         self._use_numpy = _v._resolve(use_numpy)
         self._pool: Optional[asyncpg.Pool] = pool
         self._owns = pool is None
+        # The pool's sessions plan every execution (a pool made here or by an
+        # AsyncClient that made its own); otherwise filtered statements set
+        # plan_cache_mode themselves (see _fetch).
+        self._custom_plans = pool is None or _custom_plans
         self._pool_size = (min_size, max_size)
         self._info: Optional[CollectionInfo] = None
         self._st: Optional[_core.Statements] = None
@@ -244,6 +255,13 @@ class AsyncDatabase:
                      quantized_search: Optional[bool] = None) -> List[Any]:
         pool = self._live()
         settings = _core.search_settings(ef_search, quantized_search)
+        if p.filtered and not self._custom_plans:
+            # asyncpg prepares every statement, and after 5 executions the
+            # server may use one generic plan, made without the filter's values,
+            # for every later one (a scan and sort, or a GIN scan, where the
+            # in-index filter is the better plan): plan each execution. Pools
+            # from create_pool do so for the whole session.
+            settings.append("SET LOCAL plan_cache_mode = force_custom_plan")
         async with _Translated():
             async with pool.acquire() as conn:
                 if not settings:
@@ -546,7 +564,7 @@ class AsyncClient:
 
     async def _db(self, name: str, mode: str, **kw: Any) -> AsyncDatabase:
         db = AsyncDatabase(None, name, schema=self._schema, use_numpy=self._use_numpy,
-                           pool=self._live(), _mode=mode, **kw)
+                           pool=self._live(), _mode=mode, _custom_plans=self._owns, **kw)
         return await db.open()
 
     async def create_collection(self, name: str, dim: int, metric: str = _core.DEFAULT_METRIC,

@@ -145,8 +145,9 @@ def _add_documents(conn: psycopg.Connection, info: CollectionInfo) -> Collection
 
 class Database:
     """One collection: a table ``(id text PRIMARY KEY, embedding vector(dim),
-    metadata jsonb[, document text])`` with an hnsw index on ``embedding`` and a
-    GIN index on ``metadata``.
+    metadata jsonb[, document text])`` with an hnsw index on ``(embedding,
+    metadata)`` (where filters evaluated inside the graph search) and a GIN
+    index on ``metadata``.
 
     Opens the collection ``name`` when it exists (its dim, metric and
     quantization come from the catalog), else creates it when ``dim`` is
@@ -238,24 +239,30 @@ class Database:
                binary: bool = False, quantized_search: Optional[bool] = None) -> List[Any]:
         conn = self._live()
         settings = _core.search_settings(ef_search, quantized_search)
+        # A filtered statement is never prepared: psycopg prepares a query
+        # after 5 executions, and the server may then use one generic plan,
+        # made without the filter's values, for every later execution (a scan
+        # and sort, or a GIN scan, where the in-index filter is the better plan).
+        prepare = False if p.filtered else None
         with _translated():
             with conn.cursor(binary=binary) as cur:
                 if not settings:
-                    cur.execute(q, p.bind())
+                    cur.execute(q, p.bind(), prepare=prepare)
                     return cur.fetchall()
                 # BEGIN, SET LOCAL, the query and COMMIT in one round trip (pipeline mode)
                 with conn.pipeline():
                     with conn.transaction():
                         for stmt in settings:
                             conn.execute(stmt)
-                        cur.execute(q, p.bind())
+                        cur.execute(q, p.bind(), prepare=prepare)
                     return cur.fetchall()
 
     def _exec(self, q: str, p: Optional[_core.Params] = None) -> int:
         conn = self._live()
         with _translated():
             with conn.cursor() as cur:
-                cur.execute(q, p.bind() if p is not None else None)
+                cur.execute(q, p.bind() if p is not None else None,
+                            prepare=False if p is not None and p.filtered else None)
                 return cur.rowcount
 
     def _ensure_documents(self) -> None:
