@@ -59,20 +59,25 @@ RESET enable_seqscan;
 DROP INDEX sq_l2;
 
 -- Every operator class.
--- Inner product: the graph itself misses a few true neighbours here; the
--- SQ8 index returns exactly what the unquantized index returns.
-CREATE INDEX sq_ip ON sq USING hnsw (v vector_ip_ops);
+-- Inner product: the graph itself misses a few true neighbours here (how
+-- many depends on the build's threads); the SQ8 index finds about as many
+-- as the unquantized one.
+SET enable_indexscan = off;
+CREATE TEMP TABLE ip_exact AS SELECT q.qid, x.id FROM sq_queries q,
+  LATERAL (SELECT id FROM sq ORDER BY v <#> q.q, id LIMIT 10) x;
+RESET enable_indexscan;
 SET enable_seqscan = off;
-CREATE TEMP TABLE ip_plain AS SELECT q.qid, x.id, x.r FROM sq_queries q,
-  LATERAL (SELECT id, row_number() OVER () AS r FROM (SELECT id FROM sq ORDER BY v <#> q.q LIMIT 10) s) x;
-RESET enable_seqscan;
+CREATE INDEX sq_ip ON sq USING hnsw (v vector_ip_ops);
+CREATE TEMP TABLE ip_plain AS SELECT q.qid, x.id FROM sq_queries q,
+  LATERAL (SELECT id FROM sq ORDER BY v <#> q.q LIMIT 10) x;
 DROP INDEX sq_ip;
 CREATE INDEX sq_ip ON sq USING hnsw (v vector_ip_ops) WITH (quantization = 'sq8');
-SET enable_seqscan = off;
-SELECT count(*) AS differences FROM ip_plain p FULL JOIN (SELECT q.qid, x.id, x.r FROM sq_queries q,
-  LATERAL (SELECT id, row_number() OVER () AS r FROM (SELECT id FROM sq ORDER BY v <#> q.q LIMIT 10) s) x) a
-  USING (qid, r) WHERE p.id IS DISTINCT FROM a.id;
+CREATE TEMP TABLE ip_sq8 AS SELECT q.qid, x.id FROM sq_queries q,
+  LATERAL (SELECT id FROM sq ORDER BY v <#> q.q LIMIT 10) x;
 RESET enable_seqscan;
+SELECT plain >= 0.9 AS plain_recall_ok, sq8 >= plain - 0.03 AS sq8_recall_close
+  FROM (SELECT (SELECT count(*) FROM ip_plain JOIN ip_exact USING (qid, id)) / 200.0 AS plain,
+               (SELECT count(*) FROM ip_sq8 JOIN ip_exact USING (qid, id)) / 200.0 AS sq8) r;
 DROP INDEX sq_ip;
 CREATE INDEX sq_cos ON sq USING hnsw (v vector_cosine_ops) WITH (quantization = 'sq8');
 SELECT sq_mismatches('<=>');
