@@ -365,10 +365,7 @@ static void HnswPrepareBatch(HnswScanOpaque so) {
   size_t kept = 0;
   for (size_t i = 0; i < n; i++) {
     if (!have[i]) continue;  // vanished since it was scored
-    // A zero query under cosine: every SQL distance is NaN, above any bound.
-    so->batch_lb[kept] = so->store.sq8_zero_query
-                             ? 0.0
-                             : vecext::Sq8Bounds(so->store.sq8_query, so->batch[i].distance, infos[i]).lower;
+    so->batch_lb[kept] = HnswStoreLowerBound(&so->store, so->batch[i].distance, infos[i]);
     so->batch[kept] = so->batch[i];
     kept++;
   }
@@ -512,25 +509,17 @@ static bool HnswExhaustiveBatch(HnswScanOpaque so) {
       for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++) {
         HnswElementTuple etup = HnswStoreGetElement(page, off, st->element_size);
         if (etup == NULL || (etup->flags & HNSW_ELEMENT_DELETED)) continue;
-        Size sig_len = 0;
-        const uint8* sig = HnswElementSignature(etup, ItemIdGetLength(PageGetItemId(page, off)), st->quantization,
-                                                st->dim, &sig_len);
-        if (sig != NULL && !HnswFilterMayMatch(so->filter, sig, sig_len)) continue;
+        if (HnswStoreFilterExcludes(st, so->filter, etup, ItemIdGetLength(PageGetItemId(page, off)))) continue;
         ItemPointerData tid;
         ItemPointerSet(&tid, blkno, off);
         const uint64 id = HnswPackTid(&tid);
         if (so->returned_ids != NULL && hash_search(so->returned_ids, &id, HASH_FIND, NULL) != NULL) continue;
-        float d;
+        const float d = HnswStoreElementDistance(st, etup);
         double lb = 0.0;
         if (so->sq8) {
           vecext::Sq8ElementInfo info;
           memcpy(&info, etup->vec, sizeof(info));
-          d = st->sq8_zero_query ? 1.0f
-                                 : vecext::Sq8Distance(st->sq8_query, (const uint8_t*)etup->vec + sizeof(info));
-          lb = st->sq8_zero_query ? 0.0 : vecext::Sq8Bounds(st->sq8_query, d, info).lower;
-        } else {
-          d = st->dist_offset + st->dist_scale * st->kernel(st->query, etup->vec, (std::size_t)st->dim);
-          if (std::isnan(d)) d = std::numeric_limits<float>::infinity();
+          lb = HnswStoreLowerBound(st, d, info);
         }
         if (n == cap) {
           cap *= 2;

@@ -220,6 +220,14 @@ static void Sq8InfoPut(HnswStore* store, ElementId id, const vecext::Sq8ElementI
   }
 }
 
+bool HnswStoreFilterExcludes(const HnswStore* store, const struct HnswFilterProgram* filter,
+                             const HnswElementTupleData* etup, Size item_len) {
+  if (filter == NULL) return false;
+  Size sig_len = 0;
+  const uint8* sig = HnswElementSignature(etup, item_len, store->quantization, store->dim, &sig_len);
+  return sig != NULL && !HnswFilterMayMatch(filter, sig, sig_len);
+}
+
 bool HnswStoreSq8Info(const HnswStore* store, ElementId id, vecext::Sq8ElementInfo* out) {
   if (store->sq8_cap == 0) return false;
   const uint32 mask = store->sq8_cap - 1;
@@ -434,7 +442,6 @@ void HnswStore::Score(const ElementId* ids, int n, int level, float bound, Candi
   uint16 order[vecext::hnsw::kMaxLinks];
   SortByBlock(ids, n, order);
   scored += (uint64)n;
-  const bool sq8_codes = quantization == HNSW_QUANT_SQ8;
   // Lines of an element tuple worth prefetching: all of it (the hardware
   // prefetcher only starts streaming after a few misses).
   const Size element_lines = Min((element_size + 63) / 64, (Size)16);
@@ -499,21 +506,13 @@ void HnswStore::Score(const ElementId* ids, int n, int level, float bound, Candi
       HnswElementTuple etup = (HnswElementTuple)PageItem(page, IdOffset(ids[at]), element_size);
       if (etup == NULL || etup->type != HNSW_ELEMENT_TUPLE || etup->level < level || etup->level > HNSW_MAX_LEVEL)
         continue;
-      float d = !sq8_codes ? dist_offset + dist_scale * kernel(query, etup->vec, (std::size_t)dim)
-                : sq8_zero_query
-                    ? 1.0f
-                    : vecext::Sq8Distance(sq8_query, (const uint8_t*)etup->vec + sizeof(vecext::Sq8ElementInfo));
-      if (std::isnan(d)) d = std::numeric_limits<float>::infinity();
+      const float d = HnswStoreElementDistance(this, etup);
       out[at].distance = d;
       out[at].id = ids[at];
-      bool returnable = !(etup->flags & HNSW_ELEMENT_DELETED);
-      if (filter != NULL && returnable) {
-        // Elements the filter excludes are traversed, never returned.
-        Size sig_len = 0;
-        const uint8* sig = HnswElementSignature(etup, ItemIdGetLength(PageGetItemId(page, IdOffset(ids[at]))),
-                                                quantization, dim, &sig_len);
-        if (sig != NULL && !HnswFilterMayMatch(filter, sig, sig_len)) returnable = false;
-      }
+      // Elements the filter excludes are traversed, never returned.
+      const bool returnable =
+          !(etup->flags & HNSW_ELEMENT_DELETED) &&
+          !HnswStoreFilterExcludes(this, filter, etup, ItemIdGetLength(PageGetItemId(page, IdOffset(ids[at]))));
       if (sq8_cap > 0 && level == 0 && returnable) {
         vecext::Sq8ElementInfo info;
         memcpy(&info, etup->vec, sizeof(info));

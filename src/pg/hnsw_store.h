@@ -31,6 +31,7 @@
 #include "pg/pg_includes.h"
 
 #include <cstdint>
+#include <limits>
 
 #include "core/distance.h"
 #include "core/hnsw_types.h"
@@ -108,6 +109,32 @@ void HnswStoreInit(HnswStore* store, Relation index, int dim, int m, int metric,
 // reused). Under SQ8 it also prepares the query for the code kernels (in
 // cxt).
 void HnswStoreSetQuery(HnswStore* store, const float* query);
+
+// The index distance between the store's query and element `etup` (its
+// codes under SQ8; a zero cosine query under SQ8 is 1 from everything; NaN
+// counts as infinity). Inline: Score calls it for every element.
+static inline float HnswStoreElementDistance(const HnswStore* store, const HnswElementTupleData* etup) {
+  float d;
+  if (store->quantization != HNSW_QUANT_SQ8) {
+    d = store->dist_offset + store->dist_scale * store->kernel(store->query, etup->vec, (std::size_t)store->dim);
+  } else if (store->sq8_zero_query) {
+    d = 1.0f;
+  } else {
+    d = vecext::Sq8Distance(store->sq8_query, (const uint8_t*)etup->vec + sizeof(vecext::Sq8ElementInfo));
+  }
+  return d != d ? std::numeric_limits<float>::infinity() : d;
+}
+
+// SQ8: a lower bound of the SQL distance of an element whose index distance
+// is `distance` (0 for a zero cosine query, whose SQL distances are NaN).
+static inline double HnswStoreLowerBound(const HnswStore* store, float distance, const vecext::Sq8ElementInfo& info) {
+  return store->sq8_zero_query ? 0.0 : vecext::Sq8Bounds(store->sq8_query, distance, info).lower;
+}
+
+// Whether `filter` (may be NULL) excludes element `etup`, an item of
+// `item_len` bytes (a signature that cannot be read never excludes).
+bool HnswStoreFilterExcludes(const HnswStore* store, const struct HnswFilterProgram* filter,
+                             const HnswElementTupleData* etup, Size item_len);
 
 // SQ8 scans: keep the side data of the elements Score finds on level 0
 // (HnswStoreSq8Info), in cxt.
