@@ -3,6 +3,7 @@
 # throwaway cluster that it starts and stops. Needs `make install`.
 #   bench/sq8_bench.sh                                   Fashion-MNIST, m=16, ef_construction=64
 #   bench/sq8_bench.sh --dataset synthetic --rows 1000000 --dim 128
+#   bench/sq8_bench.sh --dataset synthetic --rows 100000 --dim 3072 --only sq8   (SQ8 alone: above 2000 dims)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=../scripts/pgcluster.sh
