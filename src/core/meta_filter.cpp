@@ -889,6 +889,108 @@ Match Eval(const Node* prog, std::uint32_t n, const std::uint8_t* sig, std::size
 }
 
 // ---------------------------------------------------------------------------
+// Link codes
+
+namespace {
+
+constexpr std::uint64_t kPathCodeSeed = 0x428A2F98D728AE22ull;
+constexpr std::uint64_t kValueCodeSeed = 0x7137449123EF65CDull;
+constexpr std::uint64_t kNumberCodeSeed = 0xB5C0FBCFEC4D3B2Full;
+constexpr std::uint64_t kInexactCodeSeed = 0xE9B5DBA58189DBBCull;
+
+inline LinkCode PathCode(std::uint16_t path16) {
+  return LinkCode{1} << (Fmix(kPathCodeSeed ^ (path16 & 0xFFFEu)) & 63);
+}
+inline LinkCode KeyCode(std::uint64_t h) {
+  return (LinkCode{1} << (h & 63)) | (LinkCode{1} << ((h >> 6) & 63)) | (LinkCode{1} << ((h >> 12) & 63));
+}
+inline LinkCode ValueCode(std::uint32_t entry) { return KeyCode(Fmix(kValueCodeSeed ^ entry)); }
+inline LinkCode NumberCode(std::uint16_t tag, double v) {
+  if (v == 0) v = 0;  // -0 is 0
+  std::uint64_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  return KeyCode(Fmix(Fmix(kNumberCodeSeed ^ (tag & 0xFFFEu)) ^ bits));
+}
+inline LinkCode InexactCode(std::uint16_t tag) { return KeyCode(Fmix(kInexactCodeSeed ^ (tag & 0xFFFEu))); }
+
+inline bool Has(LinkCode code, LinkCode bits) { return (code & bits) == bits; }
+
+Match EvalCodeAt(const Node* prog, std::uint32_t i, LinkCode code) {
+  const Node& node = prog[i];
+  switch (node.op) {
+    case NodeOp::kMaybe:
+      return Match::kMaybe;
+    case NodeOp::kNo:
+      return Match::kNo;
+    case NodeOp::kAnd: {
+      const std::uint32_t end = i + node.arg;
+      for (std::uint32_t c = i + 1; c < end; c += SubtreeSize(prog[c]))
+        if (EvalCodeAt(prog, c, code) == Match::kNo) return Match::kNo;
+      return Match::kMaybe;
+    }
+    case NodeOp::kOr: {
+      const std::uint32_t end = i + node.arg;
+      for (std::uint32_t c = i + 1; c < end; c += SubtreeSize(prog[c]))
+        if (EvalCodeAt(prog, c, code) == Match::kMaybe) return Match::kMaybe;
+      return Match::kNo;
+    }
+    case NodeOp::kHasValue:
+      return Has(code, ValueCode(node.arg)) ? Match::kMaybe : Match::kNo;
+    case NodeOp::kHasPath:
+      return Has(code, PathCode(static_cast<std::uint16_t>(node.arg))) ? Match::kMaybe : Match::kNo;
+    case NodeOp::kNumCmp: {
+      const std::uint16_t tag = static_cast<std::uint16_t>(node.arg);
+      if (!Has(code, PathCode(tag))) return Match::kNo;
+      if (node.cmp != CmpOp::kEq || node.lo != node.hi) return Match::kMaybe;
+      return Has(code, NumberCode(tag, node.lo)) || Has(code, InexactCode(tag)) ? Match::kMaybe : Match::kNo;
+    }
+  }
+  return Match::kMaybe;
+}
+
+}  // namespace
+
+LinkCode MakeLinkCode(const SignatureView& v) {
+  if (v.flags & kFlagNull) return 0;
+  if (v.flags & kFlagTruncated) return kAllLinks;
+  const bool wide = (v.flags & kFlagWide) != 0;
+  const std::size_t esize = NumberEntrySize(wide);
+  LinkCode code = 0;
+  for (std::uint32_t i = 0; i < v.n_values; i++) {
+    const std::uint32_t e = Get32(v.values + 4 * std::size_t{i});
+    code |= PathCode(static_cast<std::uint16_t>(e >> 16)) | ValueCode(e);
+  }
+  for (std::uint32_t i = 0; i < v.n_numbers; i++) {
+    const std::uint8_t* e = v.numbers + esize * i;
+    const std::uint16_t tag = Get16(e);
+    double x;
+    if (wide) {
+      const std::uint64_t bits = Get64(e + 2);
+      std::memcpy(&x, &bits, sizeof x);
+    } else {
+      const std::uint32_t bits = Get32(e + 2);
+      float f;
+      std::memcpy(&f, &bits, sizeof f);
+      x = static_cast<double>(f);
+    }
+    code |= PathCode(tag);
+    code |= (tag & 1) && !std::isnan(x) ? NumberCode(tag, x) : InexactCode(tag);
+  }
+  return code;
+}
+
+LinkCode MakeLinkCode(const std::uint8_t* sig, std::size_t len) {
+  SignatureView v;
+  if (len == 0 || !ParseSignature(sig, len, &v).ok()) return kAllLinks;
+  return MakeLinkCode(v);
+}
+
+Match EvalCode(const Node* prog, std::uint32_t n, LinkCode code) {
+  if (n == 0) return Match::kMaybe;
+  return EvalCodeAt(prog, 0, code);
+}
+
+// ---------------------------------------------------------------------------
 // Describe
 
 namespace {

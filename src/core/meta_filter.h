@@ -231,6 +231,29 @@ ProgramKind Classify(const Node* prog, std::uint32_t n);
 Match Eval(const Node* prog, std::uint32_t n, const std::uint8_t* sig, std::size_t len);
 Match Eval(const Node* prog, std::uint32_t n, const SignatureView& sig);
 
+// ---------------------------------------------------------------------------
+// Link codes
+//
+// A 64-bit summary of a signature that the index stores next to every link
+// to the element, so that a filtered traversal can tell from the linking
+// element's neighbour list alone whether the linked one may match, without
+// visiting its page. It is a Bloom filter: one bit per key path (bit
+// PathKey & 63 of every path that has a value, the low path bit cleared as
+// number tags do) and three bits per value (string, boolean, null entries;
+// numbers stored exactly, by their double value; one "inexact number" key
+// per path that has a number stored inexactly or NaN). A signature without
+// information (empty, truncated, invalid) gives kAllLinks: every bit set.
+// SQL NULL metadata gives 0 (every program excludes it anyway).
+//
+// The contract: EvalCode(prog, LinkCode(sig)) is kNo only when
+// Eval(prog, sig) is kNo. Range comparisons of numbers only test the path.
+// The bit recipes are part of the on-disk format.
+using LinkCode = std::uint64_t;
+constexpr LinkCode kAllLinks = ~LinkCode{0};
+LinkCode MakeLinkCode(const std::uint8_t* sig, std::size_t len);
+LinkCode MakeLinkCode(const SignatureView& sig);
+Match EvalCode(const Node* prog, std::uint32_t n, LinkCode code);
+
 // A readable form of a program, for tests and debugging ("and(value(..),..)").
 // Writes at most cap bytes including the terminating NUL; returns the length
 // it needed.

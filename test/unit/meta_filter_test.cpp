@@ -1107,6 +1107,74 @@ TEST(MetaFilterRandom, NeverExcludesAMatch) {
   EXPECT_GT(all.true_count, 1000);
 }
 
+// Link codes: never exclude what the signature keeps (random documents and
+// queries), and exclude most of what it excludes.
+TEST(MetaFilterLinkCode, NeverExcludesWhatTheSignatureKeeps) {
+  Gen g(777);
+  long sig_no = 0, code_no = 0;
+  for (int d = 0; d < 3000; d++) {
+    const J doc = g.Doc();
+    EncodeOptions opt;
+    opt.wide_numbers = g.Int(4) == 0;
+    opt.max_bytes = g.Int(10) == 0 ? 32 : kDefaultMaxSignatureBytes;
+    const auto sig = Encode(doc, opt);
+    const LinkCode code = MakeLinkCode(sig.data(), sig.size());
+    for (int k = 0; k < 40; k++) {
+      const Query q = RandomQuery(g, doc, 2);
+      const Program p = Build([&](ProgramBuilder& b) { q.Emit(b); });
+      const Match by_sig = Check(p, sig);
+      const Match by_code = EvalCode(p.nodes.data(), static_cast<std::uint32_t>(p.nodes.size()), code);
+      if (by_sig == Match::kMaybe) {
+        ASSERT_EQ(by_code, Match::kMaybe) << "doc " << Show(doc) << "\nquery " << q.Text() << "\nprogram " << p.text;
+      } else {
+        sig_no++;
+        code_no += by_code == Match::kNo;
+      }
+    }
+  }
+  std::printf("[ LinkCode ] the signature excludes %ld, the code %ld of them (%.1f%%)\n", sig_no, code_no,
+              100.0 * double(code_no) / double(sig_no));
+  EXPECT_GT(sig_no, 10000);
+  EXPECT_GT(code_no, sig_no / 2);
+}
+
+TEST(MetaFilterLinkCode, NumbersAndSpecialSignatures) {
+  auto program = [](const char* key, CmpOp op, const char* num) {
+    return Build([&](ProgramBuilder& b) { b.NumCmp(P({key}), op, num, std::strlen(num)); });
+  };
+  auto eval = [](const Program& p, LinkCode c) {
+    return EvalCode(p.nodes.data(), static_cast<std::uint32_t>(p.nodes.size()), c);
+  };
+  auto code_of = [](const std::vector<std::uint8_t>& sig) { return MakeLinkCode(sig.data(), sig.size()); };
+  for (bool wide : {false, true}) {
+    EncodeOptions opt;
+    opt.wide_numbers = wide;
+    // Exact numbers: equality is decided by value; -0 equals 0.
+    const LinkCode c = code_of(Encode(J::Obj({{"label", J::Num("3")}, {"z", J::Num("-0")}}), opt));
+    EXPECT_EQ(eval(program("label", CmpOp::kEq, "3"), c), Match::kMaybe);
+    EXPECT_EQ(eval(program("label", CmpOp::kEq, "3.0"), c), Match::kMaybe);
+    EXPECT_EQ(eval(program("z", CmpOp::kEq, "0"), c), Match::kMaybe);
+    int excluded = 0;
+    for (int v = 0; v < 100; v++) {
+      const std::string t = std::to_string(v);
+      if (v != 3) excluded += eval(program("label", CmpOp::kEq, t.c_str()), c) == Match::kNo;
+    }
+    EXPECT_GE(excluded, 95);
+    // Ranges only test the path; a missing path excludes.
+    EXPECT_EQ(eval(program("label", CmpOp::kLt, "1"), c), Match::kMaybe);
+    EXPECT_EQ(eval(program("absent", CmpOp::kLt, "1"), c), Match::kNo);
+    // An inexactly stored number matches any equality at its path.
+    const LinkCode ci = code_of(Encode(J::Obj({{"x", J::Num("0.1")}}), opt));
+    EXPECT_EQ(eval(program("x", CmpOp::kEq, "0.1"), ci), Match::kMaybe);
+  }
+  // No information: every bit. SQL NULL: none (every program excludes it).
+  EXPECT_EQ(MakeLinkCode(nullptr, 0), kAllLinks);
+  const std::uint8_t bad[] = {0xFF, 1, 2};
+  EXPECT_EQ(MakeLinkCode(bad, sizeof bad), kAllLinks);
+  std::uint8_t null_sig[4];
+  EXPECT_EQ(MakeLinkCode(null_sig, EncodeNull(null_sig, sizeof null_sig)), LinkCode{0});
+}
+
 // Random decimal numbers (many digits, all magnitudes) against exact
 // decimal comparison.
 TEST(MetaFilterRandom, NumbersNeverExcludeAMatch) {
