@@ -152,6 +152,7 @@ END $$""")
 
     plans = {  # name -> indexes to drop for the plan
         "in-index filter": ["fitems_plain_idx", "fitems_gin"],
+        "in-index, filter_two_hop off": ["fitems_plain_idx", "fitems_gin"],
         "post-filter (iterative)": ["fitems_meta_idx", "fitems_gin"],
         "exact (GIN + sort)": ["fitems_meta_idx", "fitems_plain_idx"],
     }
@@ -165,6 +166,8 @@ END $$""")
                 conn.execute("BEGIN")
                 conn.execute("DROP INDEX " + ", ".join(drop))
                 conn.execute(f"SET LOCAL hnsw.ef_search = {args.ef_search}")
+                if plan == "in-index, filter_two_hop off":
+                    conn.execute("SET LOCAL hnsw.filter_two_hop = off")
                 if plan != "exact (GIN + sort)":
                     conn.execute("SET LOCAL enable_seqscan = off")
                     conn.execute("SET LOCAL enable_bitmapscan = off")
@@ -209,13 +212,14 @@ END $$""")
     for fname, filt, mask in filters:
         ex = exact_filtered(base, queries, mask, K)
         res = {p: run(p, filt, ex) for p in plans}
-        ii, pf = res["in-index filter"], res["post-filter (iterative)"]
+        ii, pf, nt = res["in-index filter"], res["post-filter (iterative)"], res["in-index, filter_two_hop off"]
         for p in plans:
             full, rec, cq, lq, node = res[p]
             rows.append([fname, p, f"{full * 100:.0f}%", report.fmt(rec, 3), report.fmt(cq, 0), report.fmt(lq, 0),
                          node])
         log(f"  {fname}: in-index vs post-filter in-server {ii[3] / pf[3]:.1f}x, client {ii[2] / pf[2]:.1f}x; "
-            f"in-index vs unfiltered in-server {base_lq / ii[3]:.1f}x slower")
+            f"in-index vs unfiltered in-server {base_lq / ii[3]:.1f}x slower; two-hop on vs off in-server "
+            f"{ii[3] / nt[3]:.1f}x")
     log("")
     log(report.markdown_table(["filter", "plan", "queries with all k rows", "recall@10", "client q/s",
                                "in-server q/s", "plan"], rows))

@@ -22,12 +22,16 @@ SELECT count(*) AS problems FROM hnsw_index_check('fdocs_idx', true);
 ANALYZE fdocs;
 
 -- Index scan results vs the exact filtered sort for `cond`: rows that differ
--- (by position), and how many rows the index scan returned.
+-- (by position), and how many rows the index scan returned. The exact
+-- comparison needs the traversal that scores every element it reaches
+-- (hnsw.filter_two_hop = off); the default two-hop traversal is checked for
+-- recall below (frecall).
 CREATE FUNCTION fcheck(cond text, k int DEFAULT 10, OUT differences bigint, OUT returned bigint)
 LANGUAGE plpgsql AS $$
 BEGIN
   SET LOCAL enable_seqscan = off;
   SET LOCAL hnsw.ef_search = 100;
+  SET LOCAL hnsw.filter_two_hop = off;
   EXECUTE format('CREATE TEMP TABLE approx AS SELECT id, row_number() OVER () AS r FROM
     (SELECT id FROM fdocs WHERE %s ORDER BY v <-> ''[0.3,0.4,1]'' LIMIT %s) s', cond, k);
   SET LOCAL enable_indexscan = off;
@@ -79,6 +83,36 @@ SELECT * FROM fcheck($$metadata IS NULL$$);
 SELECT * FROM fcheck($$metadata = '{}'$$);
 SELECT * FROM fcheck($$metadata @> '{"tenant": 7}'$$, 300);
 
+-- The default two-hop traversal skips links whose code excludes the row
+-- and looks through them: over every filter form, recall against the exact
+-- filtered sort stays high, and every query returns LIMIT rows.
+CREATE FUNCTION frecall(cond text, k int DEFAULT 10, OUT hits bigint, OUT wanted bigint, OUT returned bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+  SET LOCAL enable_seqscan = off;
+  SET LOCAL hnsw.ef_search = 40;
+  EXECUTE format('CREATE TEMP TABLE approx AS SELECT id FROM
+    (SELECT id FROM fdocs WHERE %s ORDER BY v <-> ''[0.3,0.4,1]'' LIMIT %s) s', cond, k);
+  SET LOCAL enable_indexscan = off;
+  SET LOCAL enable_seqscan = on;
+  EXECUTE format('CREATE TEMP TABLE exact AS SELECT id FROM
+    (SELECT id FROM fdocs WHERE %s ORDER BY v <-> ''[0.3,0.4,1]'', id LIMIT %s) s', cond, k);
+  SELECT count(*) INTO hits FROM exact JOIN approx USING (id);
+  SELECT count(*) INTO wanted FROM exact;
+  SELECT count(*) INTO returned FROM approx;
+  DROP TABLE approx, exact;
+END $$;
+SELECT sum(hits) * 1.0 / sum(wanted) >= 0.9 AS recall_ok, bool_and(returned = wanted) AS all_rows,
+       sum(wanted) AS wanted
+FROM (VALUES ($$metadata @> '{"tenant": 7}'$$), ($$metadata @> '{"tenant": 7, "active": true}'$$),
+             ($$metadata @> '{"attrs": {"size": 3}}'$$), ($$metadata @> '{"tags": ["blue"]}'$$),
+             ($$metadata @> '{"code": 4}'$$), ($$metadata @> '{"code": "4"}'$$), ($$metadata ? 'price'$$),
+             ($$metadata ?& ARRAY['tags', 'attrs']$$), ($$metadata @? '$.price ? (@ > 90)'$$),
+             ($$metadata @@ '$.tenant == 7'$$), ($$metadata @@ '$.price < 3.6'$$),
+             ($$metadata @@ '$.tenant == 1 || $.tenant == 2'$$), ($$metadata @@ '$.code == "4"'$$),
+             ($$metadata @> '{"tenant": 7}' AND metadata @@ '$.price > 50'$$)) f(cond),
+     LATERAL frecall(cond) r;
+
 -- When the graph search runs out of its budget (hnsw.max_scan_tuples)
 -- before LIMIT rows are found, a final pass over the index finds the rest.
 SET hnsw.max_scan_tuples = 30;
@@ -127,3 +161,4 @@ SELECT count(*) AS problems FROM hnsw_index_check('fempty_idx', true);
 
 DROP TABLE fdocs, fempty;
 DROP FUNCTION fcheck;
+DROP FUNCTION frecall;

@@ -31,6 +31,7 @@ int hnsw_ef_search = HNSW_DEFAULT_EF_SEARCH;
 int hnsw_iterative_scan = HNSW_ITERATIVE_SCAN_STRICT;
 int hnsw_max_scan_tuples = 20000;
 bool hnsw_elide_orderby_values = true;
+bool hnsw_filter_two_hop = true;
 bool hnsw_quantized_search = true;
 
 static relopt_kind hnsw_relopt_kind;
@@ -71,6 +72,11 @@ void VecextHnswInit(void) {
       &hnsw_iterative_scan, HNSW_ITERATIVE_SCAN_STRICT, hnsw_iterative_scan_options, PGC_USERSET, 0, NULL, NULL, NULL);
   DefineCustomIntVariable("hnsw.max_scan_tuples", "Sets the maximum number of elements an iterative hnsw scan visits.",
                           NULL, &hnsw_max_scan_tuples, 20000, 1, INT_MAX, PGC_USERSET, 0, NULL, NULL, NULL);
+  DefineCustomBoolVariable("hnsw.filter_two_hop",
+                           "Whether filtered hnsw scans skip links to elements that cannot match and look through them.",
+                           "Needs an index with a metadata column built by this version (link codes). off scores "
+                           "every element the traversal reaches, for comparisons.",
+                           &hnsw_filter_two_hop, true, PGC_USERSET, 0, NULL, NULL, NULL);
   DefineCustomBoolVariable("hnsw.elide_orderby_values",
                            "Skips computing the ORDER BY distance of rows an hnsw scan returns when nothing uses it.",
                            "For benchmarks: off computes it for every row, as plain Postgres does.",

@@ -155,7 +155,8 @@ struct HnswMetaPageData {
   uint16 filter_max_bytes;   // signature size cap (src/pg/hnsw_filter.h)
   uint16 unused;
 };
-#define HNSW_META_FILTER 0x0001  // element tuples carry a metadata signature
+#define HNSW_META_FILTER 0x0001      // element tuples carry a metadata signature
+#define HNSW_META_LINK_CODES 0x0002  // neighbour tuples carry a link code per slot (with HNSW_META_FILTER)
 typedef HnswMetaPageData* HnswMetaPage;
 #define HnswPageGetMeta(page) ((HnswMetaPage)PageGetContents(page))
 
@@ -228,6 +229,26 @@ struct HnswNeighborTupleData {
 typedef HnswNeighborTupleData* HnswNeighborTuple;
 #define HNSW_NEIGHBOR_TUPLE_SIZE(slots) MAXALIGN(offsetof(HnswNeighborTupleData, ids) + sizeof(ItemPointerData) * (slots))
 
+// Link codes (indexes with HNSW_META_LINK_CODES): after the ids, 8-aligned,
+// one uint64 per slot, the vecext::meta::LinkCode of the element the slot
+// links to (a summary of its metadata signature), so that a filtered scan
+// can skip links to elements that cannot match without reading them. A slot
+// whose link is invalid holds anything; a writer that does not know a
+// target's code writes kAllLinks (~0: "may match anything").
+static inline Size HnswNeighborCodesOffset(int slots) {
+  return TYPEALIGN(8, offsetof(HnswNeighborTupleData, ids) + sizeof(ItemPointerData) * (Size)slots);
+}
+static inline Size HnswNeighborTupleSize(int slots, bool codes) {
+  return codes ? MAXALIGN(HnswNeighborCodesOffset(slots) + sizeof(uint64) * (Size)slots)
+               : HNSW_NEIGHBOR_TUPLE_SIZE(slots);
+}
+// The codes of a neighbour tuple of an index with link codes (the tuple
+// starts MAXALIGNed; the caller has checked its length with
+// HnswNeighborTupleSize(count, true)).
+static inline uint64* HnswNeighborCodes(HnswNeighborTuple ntup) {
+  return (uint64*)((char*)ntup + HnswNeighborCodesOffset(ntup->count));
+}
+
 // Slots of an element at `level`: 2m on level 0, m on each level above.
 static inline int HnswNeighborSlots(int level, int m) { return 2 * m + level * m; }
 // First slot of links on level `lc` and how many there are.
@@ -257,6 +278,7 @@ extern int hnsw_ef_search;
 extern int hnsw_iterative_scan;  // HNSW_ITERATIVE_SCAN_*
 extern int hnsw_max_scan_tuples;
 extern bool hnsw_elide_orderby_values;
+extern bool hnsw_filter_two_hop;
 extern bool hnsw_quantized_search;
 #define HNSW_ITERATIVE_SCAN_OFF 0
 #define HNSW_ITERATIVE_SCAN_STRICT 1

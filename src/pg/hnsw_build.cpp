@@ -44,6 +44,7 @@ extern "C" {
 
 #include "core/hnsw_build.h"
 #include "core/index_distance.h"
+#include "core/meta_filter.h"
 #include "pg/guard.h"
 #include "core/sq8.h"
 #include "pg/hnsw.h"
@@ -166,7 +167,7 @@ static void HnswBuildCreateBuilder(HnswBuildState* bs, int dim) {
   params.metric = (vecext::Metric)bs->metric;
   params.m = bs->m;
   params.ef_construction = bs->ef_construction;
-  params.max_level = HnswMaxLevelForM(bs->m);
+  params.max_level = HnswMaxLevelForM(bs->m, bs->filter);
   params.capacity = HnswBuildCapacity(bs, dim);
   params.seed = HNSW_BUILD_SEED;
   GraphBuilder* builder = NULL;
@@ -311,7 +312,7 @@ static void HnswFillMetaPage(HnswBuildState* bs, Page page, ItemPointer entry, i
   meta->ef_construction = (uint16)bs->ef_construction;
   meta->metric = (uint8)bs->metric;
   meta->quantization = (uint8)bs->quantization;
-  meta->flags = bs->filter ? HNSW_META_FILTER : 0;
+  meta->flags = bs->filter ? HNSW_META_FILTER | HNSW_META_LINK_CODES : 0;
   meta->filter_max_bytes = bs->filter ? HNSW_FILTER_DEFAULT_MAX_BYTES : 0;
   meta->entry_level = (int16)entry_level;
   if (entry != NULL) {
@@ -375,7 +376,7 @@ static void HnswWritePages(HnswBuildState* bs) {
     etids = (ItemPointerData*)MemoryContextAllocHuge(bs->build_ctx, sizeof(ItemPointerData) * n);
     for (size_t i = 0; i < n; i++) {
       ItemPointerData ntid;
-      HnswWriterPlace(&w, HnswBuildElementSize(bs, esize, i), HNSW_NEIGHBOR_TUPLE_SIZE(HnswNeighborSlots(b->Level(i), m)),
+      HnswWriterPlace(&w, HnswBuildElementSize(bs, esize, i), HnswNeighborTupleSize(HnswNeighborSlots(b->Level(i), m), bs->filter),
                       &etids[i], &ntid);
     }
   }
@@ -406,11 +407,19 @@ static void HnswWritePages(HnswBuildState* bs) {
     elog(ERROR, "hnsw build of \"%s\": the SQ8 parameters were not written", RelationGetRelationName(bs->index));
 
   // The element pages.
-  const int max_level = HnswMaxLevelForM(m);
+  const int max_level = HnswMaxLevelForM(m, bs->filter);
   const Size esize_max = bs->filter ? HnswElementSizeWithSignature(bs->quantization, dim, HNSW_FILTER_MAX_MAX_BYTES)
                                     : esize;
   HnswElementTuple etup = (HnswElementTuple)palloc0(esize_max);
-  HnswNeighborTuple ntup = (HnswNeighborTuple)palloc0(HNSW_NEIGHBOR_TUPLE_SIZE(HnswNeighborSlots(max_level, m)));
+  HnswNeighborTuple ntup = (HnswNeighborTuple)palloc0(HnswNeighborTupleSize(HnswNeighborSlots(max_level, m), bs->filter));
+  // Link codes: every row's, computed once from its signature.
+  uint64* row_codes = NULL;
+  if (bs->filter) {
+    row_codes = (uint64*)MemoryContextAllocHuge(bs->build_ctx, sizeof(uint64) * n);
+    for (size_t i = 0; i < n; i++)
+      row_codes[i] = vecext::meta::MakeLinkCode((const uint8_t*)bs->sig_buf + bs->sig_off[i],
+                                                (size_t)(bs->sig_off[i + 1] - bs->sig_off[i]));
+  }
   uint32_t* links = (uint32_t*)palloc(sizeof(uint32_t) * 2 * (Size)m);
   memset(&w, 0, sizeof(w));
   w.index = bs->index;
@@ -422,7 +431,7 @@ static void HnswWritePages(HnswBuildState* bs) {
   for (size_t i = 0; i < n; i++) {
     const int level = b->Level(i);
     const int slots = HnswNeighborSlots(level, m);
-    const Size nsize = HNSW_NEIGHBOR_TUPLE_SIZE(slots);
+    const Size nsize = HnswNeighborTupleSize(slots, bs->filter);
     memset(ntup, 0, nsize);
     ntup->type = HNSW_NEIGHBOR_TUPLE;
     ntup->level = (uint8)level;
@@ -431,7 +440,10 @@ static void HnswWritePages(HnswBuildState* bs) {
     for (int lc = 0; lc <= level; lc++) {
       const size_t count = b->Neighbors(i, lc, links);
       const int start = HnswLevelStart(lc, m);
-      for (size_t k = 0; k < count && (int)k < HnswLevelSlots(lc, m); k++) ntup->ids[start + k] = etids[links[k]];
+      for (size_t k = 0; k < count && (int)k < HnswLevelSlots(lc, m); k++) {
+        ntup->ids[start + k] = etids[links[k]];
+        if (row_codes != NULL) HnswNeighborCodes(ntup)[start + k] = row_codes[links[k]];
+      }
     }
     const Size esize_i = HnswBuildElementSize(bs, esize, i);
     memset(etup, 0, esize_i);

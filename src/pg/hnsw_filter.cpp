@@ -580,6 +580,10 @@ bool HnswFilterMayMatch(const HnswFilterProgram* program, const uint8* sig, Size
   return meta::Eval(program->nodes, program->nnodes, sig, len) == meta::Match::kMaybe;
 }
 
+bool HnswFilterCodeMayMatch(const HnswFilterProgram* program, uint64 code) {
+  return meta::EvalCode(program->nodes, program->nnodes, code) == meta::Match::kMaybe;
+}
+
 char* HnswFilterDescribe(const HnswFilterProgram* program) {
   size_t need = meta::Describe(program->nodes, program->nnodes, NULL, 0) + 1;
   char* out = (char*)palloc(need);

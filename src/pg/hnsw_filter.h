@@ -66,5 +66,8 @@ int HnswFilterKind(const HnswFilterProgram* program);
 // False when the row whose signature is sig[0..len) cannot satisfy the quals.
 // A signature that does not parse counts as "may match".
 bool HnswFilterMayMatch(const HnswFilterProgram* program, const uint8* sig, Size len);
+// Whether an element whose link code is `code` may match (a link code
+// excludes only what the element's signature would).
+bool HnswFilterCodeMayMatch(const HnswFilterProgram* program, uint64 code);
 // A readable form of the program (palloc'd), for debugging.
 char* HnswFilterDescribe(const HnswFilterProgram* program);

@@ -39,6 +39,7 @@ extern "C" {
 #include "core/hnsw_heuristic.h"
 #include "core/hnsw_search.h"
 #include "core/index_distance.h"
+#include "core/meta_filter.h"
 #include "pg/guard.h"
 #include "pg/hnsw.h"
 #include "pg/hnsw_internal.h"
@@ -93,14 +94,14 @@ static void HnswFinishWrite(HnswPageWrite* w) {
 // The uniform draw is a hash of the heap TID rather than a random number, so
 // the same rows inserted in the same order build the same graph (repeatable
 // tests and benchmarks); TIDs carry no information about the vectors.
-static int HnswRandomLevel(int m, ItemPointer heaptid) {
+static int HnswRandomLevel(int m, ItemPointer heaptid, bool codes) {
   uint64 x = HnswPackTid(heaptid) + UINT64CONST(0x9E3779B97F4A7C15);  // splitmix64
   x = (x ^ (x >> 30)) * UINT64CONST(0xBF58476D1CE4E5B9);
   x = (x ^ (x >> 27)) * UINT64CONST(0x94D049BB133111EB);
   x ^= x >> 31;
   const double u = (double)(x >> 11) * (1.0 / 9007199254740992.0);  // [0, 1)
   const double level = -std::log(1.0 - u) / std::log((double)m);
-  const int cap = HnswMaxLevelForM(m);
+  const int cap = HnswMaxLevelForM(m, codes);
   return level >= (double)cap ? cap : (int)level;
 }
 
@@ -249,8 +250,8 @@ struct HnswDropped {
 // pruning drops is added to *dropped (it may have been that element's last
 // in-link).
 static bool HnswAddBackLink(HnswInsertState* st, const ItemPointerData* ntid, const void* e_vec, float distance,
-                            ElementId target, const void* target_vec, int lc, HnswBackLinkMode mode,
-                            HnswDropped* dropped) {
+                            ElementId target, const void* target_vec, uint64 target_code, int lc,
+                            HnswBackLinkMode mode, HnswDropped* dropped) {
   const int m = st->m;
   const int start = HnswLevelStart(lc, m);
   const int slots = HnswLevelSlots(lc, m);
@@ -283,7 +284,8 @@ static bool HnswAddBackLink(HnswInsertState* st, const ItemPointerData* ntid, co
       HnswPageWrite w;
       Page wpage = HnswBeginWrite(&w, st->index, buf, st->building, false);
       HnswNeighborTuple wtup = (HnswNeighborTuple)PageGetItem(wpage, PageGetItemId(wpage, off));
-      HnswUnpackTid(target, &wtup->ids[start + free_slot]);
+      HnswSetLink(wtup, ItemIdGetLength(PageGetItemId(wpage, off)), st->store.link_codes, start + free_slot, target,
+                  target_code);
       HnswFinishWrite(&w);
       UnlockReleaseBuffer(buf);
       return true;
@@ -360,9 +362,12 @@ static bool HnswAddBackLink(HnswInsertState* st, const ItemPointerData* ntid, co
     HnswPageWrite w;
     Page wpage = HnswBeginWrite(&w, st->index, buf, st->building, false);
     HnswNeighborTuple wtup = (HnswNeighborTuple)PageGetItem(wpage, PageGetItemId(wpage, off));
+    const Size wlen = ItemIdGetLength(PageGetItemId(wpage, off));
     for (int i = 0; i < slots; i++) {
       if (i < nchosen) {
-        HnswUnpackTid(cands[chosen[i]].id, &wtup->ids[start + i]);
+        const int k = (int)cands[chosen[i]].aux;  // info index, or n: the target
+        HnswSetLink(wtup, wlen, st->store.link_codes, start + i, cands[chosen[i]].id,
+                    k < n ? info[k].code : target_code);
       } else {
         ItemPointerSetInvalid(&wtup->ids[start + i]);
       }
@@ -422,7 +427,8 @@ static void HnswRelink(HnswInsertState* st, ElementId x, const ItemPointerData* 
 // when none has, and depth allows, the nearest takes x in place of its
 // heuristic's last pick (the element that drops is relinked in turn).
 // Returns whether x got an in-link. The store's query is x's vector meanwhile.
-static bool HnswRelinkBySearch(HnswInsertState* st, ElementId x, const float* xquery, const void* xvec, int depth) {
+static bool HnswRelinkBySearch(HnswInsertState* st, ElementId x, const float* xquery, const void* xvec, uint64 xcode,
+                               int depth) {
   HnswMetaPageData meta;
   HnswReadMeta(st->index, &meta);
   if (meta.entry_level < 0 || !ItemPointerIsValid(&meta.entry)) return false;
@@ -444,7 +450,7 @@ static bool HnswRelinkBySearch(HnswInsertState* st, ElementId x, const float* xq
     ItemPointerData ntid;
     HnswStoreNeighborTid(&st->store, found[i], &ntid);
     // A free slot only: the element's own vector is not needed.
-    if (HnswAddBackLink(st, &ntid, xvec, found[i].distance, x, xvec, 0, HNSW_LINK_FREE_SLOT, NULL)) return true;
+    if (HnswAddBackLink(st, &ntid, xvec, found[i].distance, x, xvec, xcode, 0, HNSW_LINK_FREE_SLOT, NULL)) return true;
   }
   if (depth >= HNSW_RELINK_DEPTH) return false;
   for (int i = 0; i < nfound; i++) {
@@ -455,7 +461,8 @@ static bool HnswRelinkBySearch(HnswInsertState* st, ElementId x, const float* xq
     if (!yinfo.valid || yinfo.deleted) continue;
     HnswDropped dropped;
     dropped.n = 0;
-    if (!HnswAddBackLink(st, &yinfo.neighbortid, yvec, found[i].distance, x, xvec, 0, HNSW_LINK_FORCE, &dropped))
+    if (!HnswAddBackLink(st, &yinfo.neighbortid, yvec, found[i].distance, x, xvec, xcode, 0, HNSW_LINK_FORCE,
+                         &dropped))
       continue;
     for (int j = 0; j < dropped.n; j++) HnswRelink(st, dropped.ids[j], &dropped.owners[j], depth + 1);
     return true;
@@ -502,11 +509,11 @@ static void HnswRelink(HnswInsertState* st, ElementId x, const ItemPointerData* 
   std::sort(cands, cands + nc, vecext::hnsw::Closer);
   for (int i = 0; i < nc; i++) {
     const int k = (int)cands[i].aux;
-    if (HnswAddBackLink(st, &info[k].neighbortid, vecs + (Size)k * ds, cands[i].distance, x, xvec, 0,
+    if (HnswAddBackLink(st, &info[k].neighbortid, vecs + (Size)k * ds, cands[i].distance, x, xvec, xinfo.code, 0,
                         HNSW_LINK_FREE_SLOT, NULL))
       return;
   }
-  HnswRelinkBySearch(st, x, xquery, xvec, depth);
+  HnswRelinkBySearch(st, x, xquery, xvec, xinfo.code, depth);
 }
 
 void HnswRelinkElements(Relation index, const uint64* ids, int n) {
@@ -524,6 +531,7 @@ void HnswRelinkElements(Relation index, const uint64* ids, int n) {
   const int metric = HnswGetMetric(index);
   st.distance = vecext::IndexDistanceFn((vecext::Metric)metric);
   HnswStoreInit(&st.store, index, st.dim, st.m, metric, meta.quantization, CurrentMemoryContext, 0);
+  st.store.link_codes = (meta.flags & HNSW_META_LINK_CODES) != 0;
   void* xvec = palloc(st.store.data_size);
   st.new_id = vecext::hnsw::kInvalidElement;
   MemoryContext per = AllocSetContextCreate(cxt, "hnsw relink element", ALLOCSET_DEFAULT_SIZES);
@@ -657,7 +665,7 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
   HnswMetaPageData meta;
   HnswReadMeta(index, &meta);
   const int m = meta.m;
-  const int level = HnswRandomLevel(m, heaptid);
+  const int level = HnswRandomLevel(m, heaptid, (meta.flags & HNSW_META_LINK_CODES) != 0);
   const bool untrained = meta.quantization == HNSW_QUANT_SQ8 && meta.params_pages == 0;
   if (!building && (level > meta.entry_level || meta.dimensions == 0 || untrained)) {
     UnlockPage(index, HNSW_UPDATE_LOCK, lockmode);
@@ -686,6 +694,7 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
   const int metric = HnswGetMetric(index);
   st.distance = vecext::IndexDistanceFn((vecext::Metric)metric);
   HnswStoreInit(&st.store, index, dim, m, metric, meta.quantization, CurrentMemoryContext, 0);
+  st.store.link_codes = (meta.flags & HNSW_META_LINK_CODES) != 0;
   if (meta.quantization == HNSW_QUANT_SQ8 && st.store.sq8.dim != (uint32)dim)
     HnswReportCorruption(index, HNSW_METAPAGE_BLKNO, "the SQ8 parameters are missing");
   HnswStoreSetQuery(&st.store, vec);
@@ -697,7 +706,7 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
   const Size esize = filter ? HnswElementSizeWithSignature(meta.quantization, dim, sig_len)
                             : HNSW_ELEMENT_TUPLE_SIZE_Q(meta.quantization, dim);
   const int nslots = HnswNeighborSlots(level, m);
-  const Size nsize = HNSW_NEIGHBOR_TUPLE_SIZE(nslots);
+  const Size nsize = HnswNeighborTupleSize(nslots, st.store.link_codes);
   if (esize > HNSW_PAGE_ITEM_ROOM || nsize > HNSW_PAGE_ITEM_ROOM)
     ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
                     errmsg("vector with %d dimensions is too large for an hnsw index page", dim)));
@@ -716,6 +725,8 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
     memcpy(at, &len, sizeof(len));
     if (len > 0) memcpy(at + sizeof(len), VARDATA_ANY(signature), len);
   }
+  const uint64 new_code =
+      st.store.link_codes ? HnswStoreElementCode(&st.store, etup, esize) : vecext::meta::kAllLinks;
   HnswNeighborTuple ntup = (HnswNeighborTuple)palloc0(nsize);
   ntup->type = HNSW_NEIGHBOR_TUPLE;
   ntup->level = (uint8)level;
@@ -758,6 +769,7 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
   HnswElementInfo* info = (HnswElementInfo*)palloc(sizeof(HnswElementInfo) * (Size)(ef + 1));
   ElementId* ids = (ElementId*)palloc(sizeof(ElementId) * (Size)(ef + 1));
   const char** vec_ptrs = (const char**)palloc(sizeof(char*) * (Size)(ef + 1));
+  uint64* codes = (uint64*)palloc(sizeof(uint64) * (Size)(ef + 1));
   int picks[vecext::hnsw::kMaxLinks];
   for (int lc = top; lc >= 0; lc--) {
     ls.Reset();
@@ -773,6 +785,7 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
       if (!info[i].valid) continue;  // vanished between scoring and loading
       found[nvalid] = found[i];
       vec_ptrs[nvalid] = vecs + (Size)i * ds;
+      codes[nvalid] = info[i].code;
       nvalid++;
     }
     const int lm = HnswLevelSlots(lc, m);
@@ -787,7 +800,7 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
     for (int i = 0; i < n; i++) {
       chosen[lc][i] = found[picks[i]];
       memcpy(chosen_vecs[lc] + (Size)i * ds, vec_ptrs[picks[i]], ds);
-      HnswUnpackTid(found[picks[i]].id, &ntup->ids[start + i]);
+      HnswSetLink(ntup, nsize, st.store.link_codes, start + i, found[picks[i]].id, codes[picks[i]]);
     }
     memcpy(seeds, found, sizeof(Candidate) * (Size)nvalid);
     nseeds = nvalid;
@@ -804,7 +817,7 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
       ItemPointerData ntid;
       HnswStoreNeighborTid(&st.store, chosen[lc][i], &ntid);
       linked |= HnswAddBackLink(&st, &ntid, chosen_vecs[lc] + (Size)i * ds, chosen[lc][i].distance, st.new_id,
-                                newdata, lc, HNSW_LINK_HEURISTIC, dropped);
+                                newdata, new_code, lc, HNSW_LINK_HEURISTIC, dropped);
     }
     // Every element needs an in-link on level 0, or no scan returns its row:
     // when every neighbour's heuristic dropped it, the nearest one that still
@@ -813,7 +826,7 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
       ItemPointerData ntid;
       HnswStoreNeighborTid(&st.store, chosen[lc][i], &ntid);
       linked = HnswAddBackLink(&st, &ntid, chosen_vecs[lc] + (Size)i * ds, chosen[lc][i].distance, st.new_id,
-                               newdata, lc, HNSW_LINK_FORCE, dropped);
+                               newdata, new_code, lc, HNSW_LINK_FORCE, dropped);
     }
   }
   // Links the back-links pushed out of full level-0 lists may have been the

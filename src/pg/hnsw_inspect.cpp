@@ -57,6 +57,7 @@ extern "C" {
 }
 
 #include "pg/guard.h"
+#include "core/meta_filter.h"
 #include "pg/hnsw.h"
 #include "pg/hnsw_internal.h"
 #include "pg/vector.h"
@@ -74,6 +75,7 @@ struct InspectItem {
   int owners;      // neighbour tuples: elements pointing at it
   ItemPointerData heaptid;
   ItemPointerData neighbortid;
+  uint64 code;  // elements of an index with link codes: the element's link code
 };
 
 // A heap TID of a live element.
@@ -141,6 +143,15 @@ static InspectItem* FindItem(InspectState* st, const ItemPointerData* tid) {
 // >= min_level (dead or alive); fills *out (level, flags, neighbortid).
 // Used to confirm a problem seen in the page copies, which concurrent
 // inserts and vacuums make slightly out of date.
+// The link code of element etup at `off` of `page` (indexes with link codes).
+static uint64 ElementCode(InspectState* st, Page page, OffsetNumber off, HnswElementTuple etup) {
+  if (!(st->meta.flags & HNSW_META_LINK_CODES)) return vecext::meta::kAllLinks;
+  Size sig_len = 0;
+  const uint8* sig = HnswElementSignature(etup, ItemIdGetLength(PageGetItemId(page, off)), st->meta.quantization,
+                                          (int)st->meta.dimensions, &sig_len);
+  return sig == NULL ? vecext::meta::kAllLinks : vecext::meta::MakeLinkCode(sig, sig_len);
+}
+
 static bool ReadElementNow(InspectState* st, const ItemPointerData* tid, int min_level, InspectItem* out) {
   BlockNumber blkno = ItemPointerGetBlockNumberNoCheck(tid);
   if (blkno == HNSW_METAPAGE_BLKNO || blkno == InvalidBlockNumber) return false;
@@ -161,6 +172,7 @@ static bool ReadElementNow(InspectState* st, const ItemPointerData* tid, int min
       out->flags = etup->flags;
       out->heaptid = etup->heaptid;
       out->neighbortid = etup->neighbortid;
+      out->code = ElementCode(st, page, ItemPointerGetOffsetNumberNoCheck(tid), etup);
       ok = true;
     }
   }
@@ -258,6 +270,7 @@ static void LoadIndex(InspectState* st) {
         entry.flags = etup->flags;
         entry.heaptid = etup->heaptid;
         entry.neighbortid = etup->neighbortid;
+        entry.code = ElementCode(st, page, off, etup);
         bool deleted = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
         if (!ItemPointerIsValid(&etup->heaptid))
           Problem(st, "block %u offset %u: element has an invalid heap TID", blkno, off);
@@ -412,9 +425,21 @@ static void CheckLinks(InspectState* st, int64* degree_sum, int* degree_min, int
       HnswNeighborTuple ntup = HnswPageGetNeighbors(BufferGetPage(buf), ItemPointerGetOffsetNumber(&ntid), m);
       int count = 0;
       ItemPointerData slots[2 * HNSW_MAX_M + HNSW_MAX_LEVEL * HNSW_MAX_M];
+      uint64 codes[2 * HNSW_MAX_M + HNSW_MAX_LEVEL * HNSW_MAX_M];
+      bool has_codes = false;
       if (ntup != NULL && ntup->level == level) {
         count = ntup->count;
         memcpy(slots, ntup->ids, sizeof(ItemPointerData) * count);
+        const Size len = ItemIdGetLength(PageGetItemId(BufferGetPage(buf), ItemPointerGetOffsetNumber(&ntid)));
+        if ((st->meta.flags & HNSW_META_LINK_CODES) && st->out != NULL) {
+          if (len >= HnswNeighborTupleSize(count, true)) {
+            has_codes = true;
+            memcpy(codes, HnswNeighborCodes(ntup), sizeof(uint64) * count);
+          } else {
+            Problem(st, "element (%u,%u): neighbour tuple too short for link codes (%u bytes)", blkno, off,
+                    (unsigned)len);
+          }
+        }
       }
       UnlockReleaseBuffer(buf);
       if (count == 0) continue;
@@ -429,7 +454,17 @@ static void CheckLinks(InspectState* st, int64* degree_sum, int* degree_min, int
           InspectItem* t = FindItem(st, &slots[i]);
           InspectItem now;
           // Links to deleted elements are normal until vacuum removes them.
-          if (t != NULL && t->kind == HNSW_ELEMENT_TUPLE && t->level >= lc) continue;
+          if (t != NULL && t->kind == HNSW_ELEMENT_TUPLE && t->level >= lc) {
+            // A link code must summarise its target's metadata (a filtered
+            // scan would skip a matching row otherwise). Confirmed against
+            // the pages as they are now.
+            if (has_codes && codes[i] != t->code && SlotHoldsNow(st, &ntid, i, &slots[i]) &&
+                ReadElementNow(st, &slots[i], 0, &now) && now.code != codes[i])
+              Problem(st, "element (%u,%u): link on level %d to (%u,%u) has a link code that does not match its "
+                      "metadata", blkno, off, lc, ItemPointerGetBlockNumber(&slots[i]),
+                      ItemPointerGetOffsetNumber(&slots[i]));
+            continue;
+          }
           if (st->out == NULL) continue;
           // Confirm against the pages as they are now: the link may be newer
           // than the copy of its target's page, or already replaced.
@@ -717,7 +752,9 @@ VECEXT_FUNCTION(hnsw_index_stats) {
   // their line pointers), and of the SQ8 parameters (0 without).
   values[14] = Int32GetDatum((int32)(HNSW_ELEMENT_TUPLE_SIZE_Q(st.meta.quantization, (int)st.meta.dimensions) +
                                      sizeof(ItemIdData)));
-  values[15] = Int32GetDatum((int32)(HNSW_NEIGHBOR_TUPLE_SIZE(HnswNeighborSlots(0, st.meta.m)) + sizeof(ItemIdData)));
+  values[15] = Int32GetDatum((int32)(HnswNeighborTupleSize(HnswNeighborSlots(0, st.meta.m),
+                                                           (st.meta.flags & HNSW_META_LINK_CODES) != 0) +
+                                      sizeof(ItemIdData)));
   values[16] = Int64GetDatum(st.meta.quantization == HNSW_QUANT_SQ8 ? (int64)st.meta.params_bytes : 0);
   HeapTuple tuple = heap_form_tuple(tupdesc, values, nulls);
 

@@ -422,6 +422,13 @@ static void HnswStartSearch(IndexScanDesc scan) {
     HnswReportCorruption(index, HNSW_METAPAGE_BLKNO, "the SQ8 parameters are missing");
   HnswStoreSetQuery(&so->store, so->query);
   so->store.filter = so->filter;
+  so->store.link_codes = (meta.flags & HNSW_META_LINK_CODES) != 0;
+  if (so->filter != NULL && so->store.link_codes && hnsw_filter_two_hop) {
+    // Level-0 expansions look through excluded elements (HnswStore::Neighbors);
+    // the link cache holds no codes, so it stays off.
+    so->store.two_hop = true;
+    so->store.max_entries = 0;
+  }
   if (so->sq8) {
     HnswStoreKeepSq8Info(&so->store);
     so->batch_lb = (double*)palloc(sizeof(double) * (size_t)(so->ef + 1));

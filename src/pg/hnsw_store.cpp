@@ -13,6 +13,7 @@ extern "C" {
 #include "utils/rel.h"
 }
 
+#include "core/meta_filter.h"
 #include "core/distance.h"
 #include "core/index_distance.h"
 #include "core/sq8.h"
@@ -228,6 +229,12 @@ bool HnswStoreFilterExcludes(const HnswStore* store, const struct HnswFilterProg
   return sig != NULL && !HnswFilterMayMatch(filter, sig, sig_len);
 }
 
+uint64 HnswStoreElementCode(const HnswStore* store, const HnswElementTupleData* etup, Size item_len) {
+  Size sig_len = 0;
+  const uint8* sig = HnswElementSignature(etup, item_len, store->quantization, store->dim, &sig_len);
+  return sig == NULL ? vecext::meta::kAllLinks : vecext::meta::MakeLinkCode(sig, sig_len);
+}
+
 bool HnswStoreSq8Info(const HnswStore* store, ElementId id, vecext::Sq8ElementInfo* out) {
   if (store->sq8_cap == 0) return false;
   const uint32 mask = store->sq8_cap - 1;
@@ -295,6 +302,9 @@ void HnswStoreSetQuery(HnswStore* store, const float* query) {
   store->nchunks = 0;
   store->chunks_allocated = 0;
   store->nentries = 0;
+  store->through_keys = NULL;
+  store->through_cap = 0;
+  store->through_count = 0;
 }
 
 bool HnswStoreCheckElementPage(Relation index, Page page, BlockNumber blkno) {
@@ -544,9 +554,179 @@ void HnswStore::Score(const ElementId* ids, int n, int level, float bound, Candi
   }
 }
 
+// Two-hop expansion (filtered scans of an index with link codes, level 0).
+//
+// The links of the expanded element whose code the filter accepts are
+// returned as usual. A link whose code the filter rejects leads to an
+// element that cannot match: instead of scoring it (a page visit for a row
+// that is never returned), the expansion looks through it to its own level-0
+// links and returns those the filter accepts (ACORN-1, Patel et al. 2024),
+// until it has as many ids as a level-0 list has slots. Where at least half
+// of the links pass, the filter is not selective (or the matching rows
+// cluster, as when metadata correlates with the vectors): then every link is
+// returned, as without codes, so the search still crosses the non-matching
+// elements between clusters of matching ones. Each rejected
+// element is looked through once per query (store->through_keys): what it
+// leads to is then in the search's visited set. When nothing passes, the
+// rejected links themselves are returned, so that the search keeps moving
+// through regions where no row matches (they are scored, and excluded by
+// their signature, as without link codes).
+
+// Whether `id` was looked through.
+static bool ThroughContains(const HnswStore* store, ElementId id) {
+  if (store->through_cap == 0) return false;
+  const uint32 mask = store->through_cap - 1;
+  const uint64 key = id + 1;
+  for (uint32 i = Sq8Slot(key, mask);; i = (i + 1) & mask) {
+    if (store->through_keys[i] == key) return true;
+    if (store->through_keys[i] == 0) return false;
+  }
+}
+
+// Marks `id` looked through; false when it already was.
+static bool ThroughInsert(HnswStore* store, ElementId id) {
+  if (2 * (store->through_count + 1) > store->through_cap) {
+    const uint32 old_cap = store->through_cap;
+    uint64* old_keys = store->through_keys;
+    store->through_cap = old_cap == 0 ? 256 : old_cap * 2;
+    store->through_keys = (uint64*)MemoryContextAllocZero(store->cxt, sizeof(uint64) * store->through_cap);
+    store->through_count = 0;
+    for (uint32 i = 0; i < old_cap; i++) {
+      if (old_keys[i] == 0) continue;
+      const uint32 mask = store->through_cap - 1;
+      uint32 j = Sq8Slot(old_keys[i], mask);
+      while (store->through_keys[j] != 0) j = (j + 1) & mask;
+      store->through_keys[j] = old_keys[i];
+      store->through_count++;
+    }
+    if (old_keys != NULL) pfree(old_keys);
+  }
+  const uint32 mask = store->through_cap - 1;
+  const uint64 key = id + 1;
+  for (uint32 i = Sq8Slot(key, mask);; i = (i + 1) & mask) {
+    if (store->through_keys[i] == key) return false;
+    if (store->through_keys[i] == 0) {
+      store->through_keys[i] = key;
+      store->through_count++;
+      return true;
+    }
+  }
+}
+
+// Appends the level-0 links of neighbour tuple `ntup` (of a checked, locked
+// page) that the filter accepts to out[*n..cap), skipping `self` and ids
+// already there. Links to rejected elements go to rejected[*nrejected..cap)
+// when rejected is not NULL.
+static void FilterLinks(HnswStore* store, HnswNeighborTuple ntup, Size ntup_len, ElementId self, ElementId* out,
+                        int* n, int cap, ElementId* rejected, int* nrejected) {
+  const int slots = HnswLevelSlots(0, store->m);
+  const bool has_codes = ntup_len >= HnswNeighborTupleSize(ntup->count, true);
+  const uint64* codes = has_codes ? HnswNeighborCodes(ntup) : NULL;
+  for (int i = 0; i < slots && *n < cap; i++) {
+    const ItemPointerData* tid = &ntup->ids[i];
+    if (!HnswLinkIsValid(tid)) continue;
+    const ElementId id = HnswPackTid(tid);
+    if (id == self) continue;
+    if (codes != NULL && !HnswFilterCodeMayMatch(store->filter, codes[i])) {
+      store->skipped_links++;
+      if (rejected != NULL && *nrejected < cap) rejected[(*nrejected)++] = id;
+      continue;
+    }
+    bool seen = false;
+    for (int j = 0; j < *n && !seen; j++) seen = out[j] == id;
+    if (!seen) out[(*n)++] = id;
+  }
+}
+
+// The neighbour tuple at `tid` read under a share lock and filtered into
+// out (see FilterLinks); for links that are not on the element's page.
+static void FilterRemoteLinks(HnswStore* store, const ItemPointerData* tid, ElementId self, ElementId* out, int* n,
+                              int cap, ElementId* rejected, int* nrejected) {
+  const BlockNumber blkno = ItemPointerGetBlockNumberNoCheck(tid);
+  Buffer buf = ReadElementBuffer(store, blkno);
+  if (!BufferIsValid(buf)) return;
+  LockBuffer(buf, BUFFER_LOCK_SHARE);
+  Page page = BufferGetPage(buf);
+  if (HnswStoreCheckElementPage(store->index, page, blkno)) {
+    const OffsetNumber off = ItemPointerGetOffsetNumberNoCheck(tid);
+    HnswNeighborTuple ntup = HnswStoreGetNeighbors(page, off, store->m);
+    if (ntup != NULL)
+      FilterLinks(store, ntup, ItemIdGetLength(PageGetItemId(page, off)), self, out, n, cap, rejected, nrejected);
+  }
+  UnlockReleaseBuffer(buf);
+}
+
+static int TwoHopNeighbors(HnswStore* store, const Candidate& c, ElementId* out, int cap) {
+  ItemPointerData tid;
+  HnswStoreNeighborTid(store, c, &tid);
+  ElementId rejected[vecext::hnsw::kMaxLinks];
+  int nrejected = 0;
+  int n = 0;
+  const int target = cap;
+  FilterRemoteLinks(store, &tid, c.id, out, &n, cap, rejected, &nrejected);
+  if (nrejected == 0) return n;
+  if (2 * n >= n + nrejected) {
+    // Most links pass: the filter is not selective here (or matching rows
+    // cluster). Expand as without codes, so that the search also crosses
+    // the non-matching elements between clusters of matching ones.
+    const int more = Min(nrejected, cap - n);
+    memcpy(out + n, rejected, sizeof(ElementId) * (Size)more);
+    return n + more;
+  }
+
+  // Look through the rejected elements, page by page, until `target` ids.
+  uint16 order[vecext::hnsw::kMaxLinks];
+  SortByBlock(rejected, nrejected, order);
+  ItemPointerData remote[vecext::hnsw::kMaxLinks];
+  int nremote = 0;
+  int i = 0;
+  while (i < nrejected && n < target) {
+    const BlockNumber blkno = IdBlock(rejected[order[i]]);
+    int end = i + 1;
+    while (end < nrejected && IdBlock(rejected[order[end]]) == blkno) end++;
+    bool any = false;
+    for (int k = i; k < end; k++) any = any || !ThroughContains(store, rejected[order[k]]);
+    Buffer buf = any ? ReadElementBuffer(store, blkno) : InvalidBuffer;
+    if (BufferIsValid(buf)) {
+      LockBuffer(buf, BUFFER_LOCK_SHARE);
+      Page page = BufferGetPage(buf);
+      if (HnswStoreCheckElementPage(store->index, page, blkno)) {
+        for (int k = i; k < end && n < target; k++) {
+          const ElementId id = rejected[order[k]];
+          HnswElementTuple etup = (HnswElementTuple)PageItem(page, IdOffset(id), store->element_size);
+          if (etup == NULL || etup->type != HNSW_ELEMENT_TUPLE || etup->level > HNSW_MAX_LEVEL) continue;
+          if (!ThroughInsert(store, id)) continue;
+          store->through_reads++;
+          const BlockNumber nblk = ItemPointerGetBlockNumberNoCheck(&etup->neighbortid);
+          if (nblk != blkno) {
+            remote[nremote++] = etup->neighbortid;
+            continue;
+          }
+          const OffsetNumber noff = ItemPointerGetOffsetNumberNoCheck(&etup->neighbortid);
+          HnswNeighborTuple ntup = HnswStoreGetNeighbors(page, noff, store->m);
+          if (ntup != NULL)
+            FilterLinks(store, ntup, ItemIdGetLength(PageGetItemId(page, noff)), c.id, out, &n, cap, NULL, NULL);
+        }
+      }
+      UnlockReleaseBuffer(buf);
+    }
+    i = end;
+  }
+  for (int r = 0; r < nremote && n < target; r++)
+    FilterRemoteLinks(store, &remote[r], c.id, out, &n, cap, NULL, NULL);
+  if (n > 0) return n;
+  // Nothing passes within two hops: go on through the rejected elements.
+  memcpy(out, rejected, sizeof(ElementId) * (Size)Min(nrejected, cap));
+  return Min(nrejected, cap);
+}
+
 int HnswStore::Neighbors(const Candidate& c, int level, ElementId* out, int cap) {
   ItemPointerData tid;
   expansions++;
+  if (level == 0 && two_hop) {
+    CHECK_FOR_INTERRUPTS();
+    return TwoHopNeighbors(this, c, out, cap);
+  }
   if (c.aux & AUX_CACHED) {
     const uint64* entry = CachedEntry(this, c.aux);
     if ((int)(entry[0] >> 56) == level) {
@@ -630,6 +810,9 @@ void HnswStoreLoadElements(HnswStore* store, const ElementId* ids, int n, void* 
           info[at].level = etup->level;
           info[at].heaptid = etup->heaptid;
           info[at].neighbortid = etup->neighbortid;
+          info[at].code = store->link_codes ? HnswStoreElementCode(store, etup, ItemIdGetLength(PageGetItemId(
+                                                                               page, IdOffset(ids[at]))))
+                                            : vecext::meta::kAllLinks;
         }
       }
       UnlockReleaseBuffer(buf);

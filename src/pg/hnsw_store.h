@@ -45,6 +45,7 @@ struct HnswElementInfo {
   int level;
   ItemPointerData heaptid;
   ItemPointerData neighbortid;
+  uint64 code;              // its link code (indexes with link codes; else unset)
 };
 
 // A chunked arena of cached link lists (see above).
@@ -60,6 +61,14 @@ struct HnswStore {
   Size element_size;              // bytes of an element tuple
   vecext::Sq8Params sq8;          // SQ8: the index's parameters (dim 0 until they exist)
   bool has_filter;                // element tuples end with a metadata signature
+  bool link_codes;                // neighbour tuples carry link codes (HNSW_META_LINK_CODES): set by the caller
+  // Filtered scans of an index with link codes (set by the caller, with
+  // filter): level-0 expansions skip links whose code the filter excludes
+  // and look through them to their own links (HnswStore::Neighbors).
+  bool two_hop;
+  uint64* through_keys;           // excluded elements already looked through (open addressing, id + 1)
+  uint32 through_cap;             // a power of two, or 0
+  uint32 through_count;
   const struct HnswFilterProgram* filter;  // scans: elements it excludes are not returnable (NULL: none)
   vecext::Sq8Query sq8_query;     // SQ8: the prepared query (HnswStoreSetQuery)
   bool sq8_zero_query;            // SQ8 under cosine: the query has norm 0 (every distance 1, SQL NaN)
@@ -90,6 +99,8 @@ struct HnswStore {
   uint64 scored;                  // elements scored
   uint64 expansions;              // Neighbors calls
   uint64 cached_expansions;       // ... answered from the link cache
+  uint64 skipped_links;           // two_hop: links skipped by their code
+  uint64 through_reads;           // two_hop: excluded elements looked through
 
   void Score(const vecext::hnsw::ElementId* ids, int n, int level, float bound, vecext::hnsw::Candidate* out,
              uint8_t* flags);
@@ -130,6 +141,10 @@ static inline float HnswStoreElementDistance(const HnswStore* store, const HnswE
 static inline double HnswStoreLowerBound(const HnswStore* store, float distance, const vecext::Sq8ElementInfo& info) {
   return store->sq8_zero_query ? 0.0 : vecext::Sq8Bounds(store->sq8_query, distance, info).lower;
 }
+
+// The link code of element `etup`, an item of `item_len` bytes of an index
+// with a metadata column (kAllLinks when its signature cannot be read).
+uint64 HnswStoreElementCode(const HnswStore* store, const HnswElementTupleData* etup, Size item_len);
 
 // Whether `filter` (may be NULL) excludes element `etup`, an item of
 // `item_len` bytes (a signature that cannot be read never excludes).
@@ -191,6 +206,14 @@ static inline bool HnswLinkIsValid(const ItemPointerData* tid) {
   return ItemPointerGetOffsetNumberNoCheck(tid) != InvalidOffsetNumber &&
          ItemPointerGetBlockNumberNoCheck(tid) != InvalidBlockNumber &&
          ItemPointerGetBlockNumberNoCheck(tid) != HNSW_METAPAGE_BLKNO;
+}
+
+// Sets slot `slot` of neighbour tuple ntup (an item of `len` bytes) to
+// element `id` and, when the index has link codes (`codes`) and the tuple
+// room for them, to its link code `code`.
+static inline void HnswSetLink(HnswNeighborTuple ntup, Size len, bool codes, int slot, uint64 id, uint64 code) {
+  HnswUnpackTid(id, &ntup->ids[slot]);
+  if (codes && len >= HnswNeighborTupleSize(ntup->count, true)) HnswNeighborCodes(ntup)[slot] = code;
 }
 
 // Reads and checks an element page's special space after locking it: an

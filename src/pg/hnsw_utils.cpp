@@ -110,9 +110,9 @@ void HnswInitPage(Page page, uint16 flags) {
   }
 }
 
-int HnswMaxLevelForM(int m) {
+int HnswMaxLevelForM(int m, bool codes) {
   int level = HNSW_MAX_LEVEL;
-  while (level > 0 && HNSW_NEIGHBOR_TUPLE_SIZE(HnswNeighborSlots(level, m)) > HNSW_MAX_ITEM_SIZE) level--;
+  while (level > 0 && HnswNeighborTupleSize(HnswNeighborSlots(level, m), codes) > HNSW_MAX_ITEM_SIZE) level--;
   return level;
 }
 
@@ -146,7 +146,7 @@ const char* HnswMetaProblem(Page page) {
       ((PageHeader)page)->pd_lower < (char*)meta + offsetof(HnswMetaPageData, flags) - (char*)page)
     return "metapage pd_lower does not cover the SQ8 metadata";
   if (((PageHeader)page)->pd_lower >= (char*)meta + sizeof(HnswMetaPageData) - (char*)page &&
-      (meta->flags & ~(uint32)HNSW_META_FILTER) != 0)
+      (meta->flags & ~(uint32)(HNSW_META_FILTER | HNSW_META_LINK_CODES)) != 0)
     return "metapage flags unknown";
   if (meta->magic != HNSW_MAGIC) return "bad magic number in metapage";
   if (meta->version != HNSW_FORMAT_VERSION) return "unsupported on-disk format version";

@@ -56,6 +56,7 @@ extern "C" {
 
 #include "core/distance.h"
 #include "core/index_distance.h"
+#include "core/meta_filter.h"
 #include "pg/guard.h"
 #include "pg/hnsw.h"
 #include "pg/hnsw_internal.h"
@@ -576,7 +577,7 @@ static void SelectForLevel(HnswVacuumState* vs, uint64 self, const float* vec, i
 
 // Writes `self` into a free or dead slot on level `lc` of the neighbour tuple
 // at `ntid` (unless it is already there).
-static void AddBackLink(HnswVacuumState* vs, const ItemPointerData* ntid, int lc, uint64 self) {
+static void AddBackLink(HnswVacuumState* vs, const ItemPointerData* ntid, int lc, uint64 self, uint64 self_code) {
   if (!ItemPointerIsValid(ntid) || !BlockExists(vs, ntid)) return;
   Buffer buf = ReadPage(vs, ItemPointerGetBlockNumber(ntid), BUFFER_LOCK_EXCLUSIVE, NULL);
   Page page = BufferGetPage(buf);
@@ -603,7 +604,7 @@ static void AddBackLink(HnswVacuumState* vs, const ItemPointerData* ntid, int lc
     GenericXLogState* state = GenericXLogStart(vs->index);
     Page wpage = GenericXLogRegisterBuffer(state, buf, 0);
     HnswNeighborTuple wtup = (HnswNeighborTuple)PageGetItem(wpage, PageGetItemId(wpage, off));
-    HnswUnpackTid(self, &wtup->ids[slot]);
+    HnswSetLink(wtup, ItemIdGetLength(PageGetItemId(wpage, off)), vs->store.link_codes, slot, self, self_code);
     GenericXLogFinish(state);
   }
   UnlockReleaseBuffer(buf);
@@ -644,6 +645,21 @@ static void RepairElement(HnswVacuumState* vs, uint64 self, int level, const flo
   }
   if (!any) return;
 
+  // Link codes of the new links' targets and of self (for their back-links).
+  uint64* codes = (uint64*)palloc(sizeof(uint64) * (Size)(nlinks + 1));
+  for (int k = 0; k <= nlinks; k++) codes[k] = vecext::meta::kAllLinks;
+  if (vs->store.link_codes) {
+    vecext::hnsw::ElementId* ids =
+        (vecext::hnsw::ElementId*)palloc(sizeof(vecext::hnsw::ElementId) * (Size)(nlinks + 1));
+    for (int k = 0; k < nlinks; k++) ids[k] = links[k].id;
+    ids[nlinks] = self;
+    void* data = palloc(vs->store.data_size * (Size)(nlinks + 1));
+    HnswElementInfo* info = (HnswElementInfo*)palloc(sizeof(HnswElementInfo) * (Size)(nlinks + 1));
+    HnswStoreLoadElements(&vs->store, ids, nlinks + 1, data, info);
+    for (int k = 0; k <= nlinks; k++)
+      if (info[k].valid) codes[k] = info[k].code;
+  }
+
   // Write: clear dead slots, then put the new links into empty slots.
   Buffer buf = ReadPage(vs, ItemPointerGetBlockNumber(ntid), BUFFER_LOCK_EXCLUSIVE, NULL);
   Page page = BufferGetPage(buf);
@@ -671,7 +687,8 @@ static void RepairElement(HnswVacuumState* vs, uint64 self, int level, const flo
         }
       }
       if (present || slot < 0) continue;
-      HnswUnpackTid(links[k].id, &wtup->ids[slot]);
+      HnswSetLink(wtup, ItemIdGetLength(PageGetItemId(wpage, off)), vs->store.link_codes, slot, links[k].id,
+                  codes[k]);
       written[k] = true;
     }
     GenericXLogFinish(state);
@@ -679,7 +696,7 @@ static void RepairElement(HnswVacuumState* vs, uint64 self, int level, const flo
   UnlockReleaseBuffer(buf);
 
   for (int k = 0; k < nlinks; k++) {
-    if (written[k]) AddBackLink(vs, &links[k].neighbortid, links[k].level, self);
+    if (written[k]) AddBackLink(vs, &links[k].neighbortid, links[k].level, self, codes[nlinks]);
   }
 }
 
@@ -921,6 +938,7 @@ static void InitVacuumState(HnswVacuumState* vs, IndexVacuumInfo* info, IndexBul
   vs->ef_construction = meta.ef_construction;
   vs->max_candidates = Max(vs->ef_construction, 4 * vs->m);
   HnswStoreInit(&vs->store, info->index, vs->dim, vs->m, meta.metric, meta.quantization, CurrentMemoryContext, 0);
+  vs->store.link_codes = (meta.flags & HNSW_META_LINK_CODES) != 0;
   vs->data_size = vs->store.data_size;
   vs->element_size = vs->store.element_size;
   vs->highest_level = -1;
