@@ -17,7 +17,9 @@ For each data set and ef_construction it prints: load time (COPY), index
 build time per build thread count (max_parallel_maintenance_workers + 1) and
 peak backend memory (anonymous RSS), index size; and for each ef_search:
 recall@10 against exact results, queries/s on one connection with a
-prepared statement and its p50/p99 latency, queries/s of a PL/pgSQL loop
+prepared statement (a thin client: libpq's exec_prepared through psycopg,
+the vector in binary) and its p50/p99 latency, the same through psycopg's
+cursor API (vector as text; the figure earlier versions reported), queries/s of a PL/pgSQL loop
 over the query vectors inside the server (no client round trip), shared
 buffer accesses per query (EXPLAIN (ANALYZE, BUFFERS) on a sample), and
 queries/s with 2 concurrent connections; then in-process hnswlib with the
@@ -91,6 +93,11 @@ def copy_binary(conn, table, vectors, id_offset=0):
 
 def vector_text(v):
     return "[" + ",".join(repr(x) for x in v.tolist()) + "]"
+
+
+def vector_binary(v):
+    """The vector's binary form (vector_recv): int16 dim, int16 0, float4s, big-endian."""
+    return struct.pack(">hh", v.shape[0], 0) + np.asarray(v, dtype=">f4").tobytes()
 
 
 def load(conn, base, queries):
@@ -174,6 +181,8 @@ def build_index(conn, m, efc, threads, opclass="vector_l2_ops", mwm="8GB"):
 # ---- queries ----------------------------------------------------------------
 
 QUERY = "SELECT id FROM items ORDER BY v <-> %s::vector LIMIT " + str(K)
+# The same statement for libpq's extended protocol ($1 is bound as a vector).
+QUERY_PQ = ("SELECT id FROM items ORDER BY v <-> $1 LIMIT " + str(K)).encode()
 
 LOOP_FN = """
 CREATE OR REPLACE FUNCTION bench_loop(k int) RETURNS bigint LANGUAGE plpgsql AS $$
@@ -198,26 +207,62 @@ def session(ef):
     return conn
 
 
-def run_queries(conn, qtexts):
-    """Runs every query once with a prepared statement; returns (ids per
-    query, latencies in seconds, wall seconds)."""
+class PreparedKnn:
+    """The k-NN statement prepared once on a connection and run through
+    psycopg's libpq binding (pgconn.exec_prepared): the query vector is sent
+    in binary (as pgvector's client libraries send it) and the ids come back
+    in binary. This is a thin client: a few microseconds of Python per query
+    (psycopg's cursor layer costs about 85 us more per query, which shows in
+    the psycopg column)."""
+
+    def __init__(self, conn, name=b"bench_knn"):
+        self.pg = conn.pgconn
+        self.name = name
+        oid = conn.execute("SELECT 'vector'::regtype::oid").fetchone()[0]
+        res = self.pg.prepare(name, QUERY_PQ, [oid])
+        if res.status != psycopg.pq.ExecStatus.COMMAND_OK:
+            raise RuntimeError(res.error_message.decode(errors="replace"))
+
+    def run(self, qbin):
+        res = self.pg.exec_prepared(self.name, [qbin], param_formats=[1], result_format=1)
+        if res.status != psycopg.pq.ExecStatus.TUPLES_OK:
+            raise RuntimeError(res.error_message.decode(errors="replace"))
+        return [int.from_bytes(res.get_value(i, 0), "big", signed=True) for i in range(res.ntuples)]
+
+
+def run_queries(conn, qbins):
+    """Runs every query once with a prepared statement (PreparedKnn); returns
+    (ids per query, latencies in seconds, wall seconds)."""
     found, lat = [], []
-    conn.execute(QUERY, (qtexts[0],), prepare=True).fetchall()  # prepare + warm
+    knn = PreparedKnn(conn)
+    knn.run(qbins[0])  # warm
     t_start = time.perf_counter()
-    for q in qtexts:
+    for q in qbins:
         t0 = time.perf_counter()
-        rows = conn.execute(QUERY, (q,), prepare=True).fetchall()
+        ids = knn.run(q)
         lat.append(time.perf_counter() - t0)
-        found.append([r[0] for r in rows])
+        found.append(ids)
     return found, lat, time.perf_counter() - t_start
 
 
-def measure_single(ef, qtexts):
+def measure_single(ef, qbins):
     with session(ef) as conn:
-        found, lat, wall = run_queries(conn, qtexts)
+        found, lat, wall = run_queries(conn, qbins)
     lat.sort()
-    return {"found": found, "qps": len(qtexts) / wall,
+    return {"found": found, "qps": len(qbins) / wall,
             "p50_ms": 1000 * lat[len(lat) // 2], "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))]}
+
+
+def measure_psycopg(ef, qtexts):
+    """Queries/s through psycopg's cursor API, as earlier versions of this
+    benchmark measured the single connection: conn.execute(..., prepare=True)
+    with the vector as text, fetchall()."""
+    with session(ef) as conn:
+        conn.execute(QUERY, (qtexts[0],), prepare=True).fetchall()  # prepare + warm
+        t0 = time.perf_counter()
+        for q in qtexts:
+            conn.execute(QUERY, (q,), prepare=True).fetchall()
+        return len(qtexts) / (time.perf_counter() - t0)
 
 
 def measure_loop(ef, nq):
@@ -232,18 +277,19 @@ def measure_loop(ef, nq):
     return nq / wall
 
 
-def measure_concurrent(ef, qtexts, clients=2):
+def measure_concurrent(ef, qbins, clients=2):
     conns = [session(ef) for _ in range(clients)]
-    for c in conns:
-        c.execute(QUERY, (qtexts[0],), prepare=True).fetchall()
+    knns = [PreparedKnn(c) for c in conns]
+    for k in knns:
+        k.run(qbins[0])
     barrier = threading.Barrier(clients + 1)
 
-    def work(c):
+    def work(k):
         barrier.wait()
-        for q in qtexts:
-            c.execute(QUERY, (q,), prepare=True).fetchall()
+        for q in qbins:
+            k.run(q)
 
-    threads = [threading.Thread(target=work, args=(c,)) for c in conns]
+    threads = [threading.Thread(target=work, args=(k,)) for k in knns]
     for t in threads:
         t.start()
     barrier.wait()
@@ -253,7 +299,7 @@ def measure_concurrent(ef, qtexts, clients=2):
     wall = time.perf_counter() - t0
     for c in conns:
         c.close()
-    return clients * len(qtexts) / wall
+    return clients * len(qbins) / wall
 
 
 def measure_buffers(ef, qtexts, sample):
@@ -319,6 +365,7 @@ def bench_dataset(args, name, base, queries, metric):
     gt_ids, gt_kth = datasets.exact_knn(base, queries, K, metric, cache_dir=cache, key=f"{name}-{n}-{nq}-{K}")
     log(f"  exact neighbours: {time.perf_counter() - t0:.1f} s")
     qtexts = [vector_text(q) for q in queries]
+    qbins = [vector_binary(q) for q in queries]
 
     ensure_database()
     with connect() as conn:
@@ -357,18 +404,19 @@ def bench_dataset(args, name, base, queries, metric):
                     log(f"    hnswlib build, {threads} thread(s): {hb['seconds']:.1f} s "
                         f"(process memory +{hb['rss_mb']:,.0f} MB)")
         # Queries: repeat, interleaved over ef_search.
-        per_ef = {ef: {"recall": [], "qps": [], "p50": [], "p99": [], "loop": [], "conc": [],
+        per_ef = {ef: {"recall": [], "qps": [], "psycopg": [], "p50": [], "p99": [], "loop": [], "conc": [],
                        "hl_recall": [], "hl_qps": []} for ef in args.ef_search}
         for rep in range(args.repeat):
             for ef in args.ef_search:
                 r = per_ef[ef]
-                s = measure_single(ef, qtexts)
+                s = measure_single(ef, qbins)
                 r["recall"].append(datasets.recall(base, queries, s["found"], gt_kth, K, metric))
                 r["qps"].append(s["qps"])
                 r["p50"].append(s["p50_ms"])
                 r["p99"].append(s["p99_ms"])
+                r["psycopg"].append(measure_psycopg(ef, qtexts))
                 r["loop"].append(measure_loop(ef, nq))
-                r["conc"].append(measure_concurrent(ef, qtexts))
+                r["conc"].append(measure_concurrent(ef, qbins))
                 if hl_index is not None:
                     found, qps = hnswlib_search(hl_index, queries, ef)
                     r["hl_recall"].append(datasets.recall(base, queries, found, gt_kth, K, metric))
@@ -384,12 +432,13 @@ def bench_dataset(args, name, base, queries, metric):
             e["plan"] = node
             run["ef"][ef] = e
             ratio = e["loop"] / e["hl_qps"] if e.get("hl_qps") else None
-            rows.append([str(ef), report.fmt(e["recall"], 3), report.fmt(e["qps"], 0), report.fmt(e["p50"], 2),
+            rows.append([str(ef), report.fmt(e["recall"], 3), report.fmt(e["qps"], 0), report.fmt(e["psycopg"], 0),
+                         report.fmt(e["p50"], 2),
                          report.fmt(e["p99"], 2), report.fmt(e["loop"], 0), report.fmt(e["buffers"], 0),
                          report.fmt(e["conc"], 0), report.fmt(e["hl_recall"], 3), report.fmt(e["hl_qps"], 0),
                          report.fmt(ratio, 2)])
         plan = run["ef"][args.ef_search[0]]["plan"]
-        header = ["ef_search", "recall@10", "q/s 1 conn", "p50 ms", "p99 ms", "q/s in-server", "buffers/query",
+        header = ["ef_search", "recall@10", "q/s 1 conn", "q/s psycopg", "p50 ms", "p99 ms", "q/s in-server", "buffers/query",
                   "q/s 2 conns", "hnswlib recall", "hnswlib q/s", "in-server / hnswlib"]
         table = report.markdown_table(header, rows)
         builds = "; ".join(f"{b['threads']} thread(s) {b['seconds']:.1f} s (peak +{b['peak_rss_mb']:,.0f} MB)"
@@ -414,7 +463,8 @@ def bench_dataset(args, name, base, queries, metric):
         md.extend(section)
         png = os.path.join(args.out, f"hnsw_{name}_m{args.m}_efc{efc}.png")
         series = [
-            ("vecext, 1 connection (prepared)", [(run["ef"][ef]["recall"], run["ef"][ef]["qps"]) for ef in args.ef_search]),
+            ("vecext, 1 connection (prepared, binary)", [(run["ef"][ef]["recall"], run["ef"][ef]["qps"]) for ef in args.ef_search]),
+            ("vecext, 1 connection (psycopg cursor)", [(run["ef"][ef]["recall"], run["ef"][ef]["psycopg"]) for ef in args.ef_search]),
             ("vecext, in-server PL/pgSQL loop", [(run["ef"][ef]["recall"], run["ef"][ef]["loop"]) for ef in args.ef_search]),
             ("vecext, 2 connections", [(run["ef"][ef]["recall"], run["ef"][ef]["conc"]) for ef in args.ef_search]),
             ("hnswlib in process, 1 thread", [(run["ef"][ef]["hl_recall"], run["ef"][ef]["hl_qps"]) for ef in args.ef_search]),
