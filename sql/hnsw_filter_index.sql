@@ -17,7 +17,10 @@ INSERT INTO fdocs SELECT i,
       'active', i % 4 = 0)
   END
   FROM generate_series(1, 4000) i;
-CREATE INDEX fdocs_idx ON fdocs USING hnsw (v vector_l2_ops, metadata jsonb_hnsw_ops) WITH (m = 8, ef_construction = 64);
+CREATE INDEX fdocs_idx ON fdocs USING hnsw (v vector_l2_ops, metadata jsonb_hnsw_ops)
+  WITH (m = 8, ef_construction = 64, link_codes = on);
+-- link_codes needs the metadata column.
+CREATE INDEX fdocs_bad ON fdocs USING hnsw (v) WITH (link_codes = on);
 SELECT count(*) AS problems FROM hnsw_index_check('fdocs_idx', true);
 ANALYZE fdocs;
 

@@ -61,6 +61,10 @@ void VecextHnswInit(void) {
                      "How element vectors are stored: none (float4) or sq8 (one byte per dimension)",
                      hnsw_quantization_values, HNSW_QUANT_NONE, "Valid values are \"none\" and \"sq8\".",
                      AccessExclusiveLock);
+  add_bool_reloption(hnsw_relopt_kind, "link_codes",
+                     "Store a code of each linked row's metadata beside every link, for two-hop filtered scans "
+                     "(indexes with a jsonb metadata column)",
+                     false, AccessExclusiveLock);
 
   DefineCustomIntVariable("hnsw.ef_search", "Sets the size of the candidate list of hnsw index scans.",
                           "Larger values give better recall and slower scans.", &hnsw_ef_search, HNSW_DEFAULT_EF_SEARCH,
@@ -99,9 +103,10 @@ static bytea* HnswOptionsImpl(Datum reloptions, bool validate) {
       {"m", RELOPT_TYPE_INT, offsetof(HnswOptions, m)},
       {"ef_construction", RELOPT_TYPE_INT, offsetof(HnswOptions, ef_construction)},
       {"quantization", RELOPT_TYPE_ENUM, offsetof(HnswOptions, quantization)},
+      {"link_codes", RELOPT_TYPE_BOOL, offsetof(HnswOptions, link_codes)},
   };
   HnswOptions* opts =
-      (HnswOptions*)build_reloptions(reloptions, validate, hnsw_relopt_kind, sizeof(HnswOptions), tab, 3);
+      (HnswOptions*)build_reloptions(reloptions, validate, hnsw_relopt_kind, sizeof(HnswOptions), tab, 4);
   if (validate && opts != NULL && opts->ef_construction < 2 * opts->m)
     ereport(ERROR,
             (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("ef_construction must be greater than or equal to 2 * m"),

@@ -271,6 +271,7 @@ struct HnswOptions {
   int m;
   int ef_construction;
   int quantization;  // HNSW_QUANT_*
+  bool link_codes;   // store link codes (indexes with a metadata column)
 };
 
 // GUCs (src/pg/hnsw.cpp).
@@ -288,6 +289,7 @@ extern bool hnsw_quantized_search;
 int HnswGetM(Relation index);
 int HnswGetEfConstruction(Relation index);
 int HnswGetQuantization(Relation index);  // from the reloptions (the metapage is authoritative once built)
+bool HnswGetLinkCodes(Relation index);    // reloption link_codes (likewise)
 // Whether the index has a jsonb metadata column (its second key column).
 bool HnswIndexHasFilter(Relation index);
 // The metadata signature of a row for an index with a metadata column.

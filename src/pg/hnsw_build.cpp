@@ -87,6 +87,7 @@ struct HnswBuildState {
   int metric;             // vecext::Metric
   int quantization;       // HNSW_QUANT_*
   bool filter;            // a jsonb metadata column: element tuples carry signatures
+  bool link_codes;        // neighbour tuples carry link codes (reloption link_codes)
   // Signatures of the builder's rows (filter): row r's bytes are
   // sig_buf[sig_off[r] .. sig_off[r + 1]).
   char* sig_buf;
@@ -167,7 +168,7 @@ static void HnswBuildCreateBuilder(HnswBuildState* bs, int dim) {
   params.metric = (vecext::Metric)bs->metric;
   params.m = bs->m;
   params.ef_construction = bs->ef_construction;
-  params.max_level = HnswMaxLevelForM(bs->m, bs->filter);
+  params.max_level = HnswMaxLevelForM(bs->m, bs->link_codes);
   params.capacity = HnswBuildCapacity(bs, dim);
   params.seed = HNSW_BUILD_SEED;
   GraphBuilder* builder = NULL;
@@ -312,7 +313,7 @@ static void HnswFillMetaPage(HnswBuildState* bs, Page page, ItemPointer entry, i
   meta->ef_construction = (uint16)bs->ef_construction;
   meta->metric = (uint8)bs->metric;
   meta->quantization = (uint8)bs->quantization;
-  meta->flags = bs->filter ? HNSW_META_FILTER | HNSW_META_LINK_CODES : 0;
+  meta->flags = (bs->filter ? HNSW_META_FILTER : 0) | (bs->link_codes ? HNSW_META_LINK_CODES : 0);
   meta->filter_max_bytes = bs->filter ? HNSW_FILTER_DEFAULT_MAX_BYTES : 0;
   meta->entry_level = (int16)entry_level;
   if (entry != NULL) {
@@ -376,7 +377,7 @@ static void HnswWritePages(HnswBuildState* bs) {
     etids = (ItemPointerData*)MemoryContextAllocHuge(bs->build_ctx, sizeof(ItemPointerData) * n);
     for (size_t i = 0; i < n; i++) {
       ItemPointerData ntid;
-      HnswWriterPlace(&w, HnswBuildElementSize(bs, esize, i), HnswNeighborTupleSize(HnswNeighborSlots(b->Level(i), m), bs->filter),
+      HnswWriterPlace(&w, HnswBuildElementSize(bs, esize, i), HnswNeighborTupleSize(HnswNeighborSlots(b->Level(i), m), bs->link_codes),
                       &etids[i], &ntid);
     }
   }
@@ -407,14 +408,14 @@ static void HnswWritePages(HnswBuildState* bs) {
     elog(ERROR, "hnsw build of \"%s\": the SQ8 parameters were not written", RelationGetRelationName(bs->index));
 
   // The element pages.
-  const int max_level = HnswMaxLevelForM(m, bs->filter);
+  const int max_level = HnswMaxLevelForM(m, bs->link_codes);
   const Size esize_max = bs->filter ? HnswElementSizeWithSignature(bs->quantization, dim, HNSW_FILTER_MAX_MAX_BYTES)
                                     : esize;
   HnswElementTuple etup = (HnswElementTuple)palloc0(esize_max);
-  HnswNeighborTuple ntup = (HnswNeighborTuple)palloc0(HnswNeighborTupleSize(HnswNeighborSlots(max_level, m), bs->filter));
+  HnswNeighborTuple ntup = (HnswNeighborTuple)palloc0(HnswNeighborTupleSize(HnswNeighborSlots(max_level, m), bs->link_codes));
   // Link codes: every row's, computed once from its signature.
   uint64* row_codes = NULL;
-  if (bs->filter) {
+  if (bs->link_codes) {
     row_codes = (uint64*)MemoryContextAllocHuge(bs->build_ctx, sizeof(uint64) * n);
     for (size_t i = 0; i < n; i++)
       row_codes[i] = vecext::meta::MakeLinkCode((const uint8_t*)bs->sig_buf + bs->sig_off[i],
@@ -431,7 +432,7 @@ static void HnswWritePages(HnswBuildState* bs) {
   for (size_t i = 0; i < n; i++) {
     const int level = b->Level(i);
     const int slots = HnswNeighborSlots(level, m);
-    const Size nsize = HnswNeighborTupleSize(slots, bs->filter);
+    const Size nsize = HnswNeighborTupleSize(slots, bs->link_codes);
     memset(ntup, 0, nsize);
     ntup->type = HNSW_NEIGHBOR_TUPLE;
     ntup->level = (uint8)level;
@@ -590,6 +591,11 @@ static IndexBuildResult* HnswBuildImpl(Relation heap, Relation index, IndexInfo*
   bs->metric = HnswGetMetric(index);
   bs->quantization = HnswGetQuantization(index);
   bs->filter = HnswIndexHasFilter(index);
+  bs->link_codes = HnswGetLinkCodes(index);
+  if (bs->link_codes && !bs->filter)
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                    errmsg("hnsw index \"%s\": link_codes needs a jsonb metadata column", RelationGetRelationName(index)),
+                    errhint("Index (vector_column, jsonb_column), or drop the link_codes option.")));
   bs->threads = Min(max_parallel_maintenance_workers + 1, HNSW_BUILD_MAX_THREADS);
   bs->budget = (Size)maintenance_work_mem * 1024;
   bs->build_ctx = AllocSetContextCreate(CurrentMemoryContext, "hnsw build", ALLOCSET_DEFAULT_SIZES);
@@ -636,6 +642,7 @@ static void HnswBuildEmptyImpl(Relation index) {
   bs.metric = HnswGetMetric(index);
   bs.quantization = HnswGetQuantization(index);
   bs.filter = HnswIndexHasFilter(index);
+  bs.link_codes = bs.filter && HnswGetLinkCodes(index);
   Page page = (Page)palloc(BLCKSZ);
   HnswFillMetaPage(&bs, page, NULL, -1, InvalidBlockNumber);
   PageSetChecksumInplace(page, HNSW_METAPAGE_BLKNO);

@@ -39,6 +39,12 @@ int HnswGetQuantization(Relation index) {
   return opts != NULL ? opts->quantization : HNSW_QUANT_NONE;
 }
 
+// Reloption link_codes (or off).
+bool HnswGetLinkCodes(Relation index) {
+  HnswOptions* opts = (HnswOptions*)index->rd_options;
+  return opts != NULL && opts->link_codes;
+}
+
 bool HnswIndexHasFilter(Relation index) { return RelationGetDescr(index)->natts >= 2; }
 
 bytea* HnswRowSignature(Relation index, Datum value, bool isnull) {

@@ -98,7 +98,8 @@ $primary->safe_psql('postgres', qq{
 } . rand_vectors_sql('wm', 1, $ROWS, $DIM)
   . "UPDATE wm SET metadata = jsonb_build_object('label', id % 10, 'tags', jsonb_build_array(id % 3));");
 step('metadata: build',
-	"CREATE INDEX wm_idx ON wm USING hnsw (embedding vector_l2_ops, metadata) WITH (m = 6, ef_construction = 24); "
+	"CREATE INDEX wm_idx ON wm USING hnsw (embedding vector_l2_ops, metadata) "
+	  . "WITH (m = 6, ef_construction = 24, link_codes = on); "
 	  . "CREATE INDEX wm_sq8_idx ON wm USING hnsw (embedding vector_cosine_ops, metadata) "
 	  . "WITH (m = 6, ef_construction = 24, quantization = 'sq8')");
 step('metadata: inserts and updates',

@@ -57,7 +57,7 @@ $primary->safe_psql('postgres', qq{
 	CREATE INDEX docs_idx ON docs USING hnsw (embedding vector_l2_ops, metadata jsonb_hnsw_ops)
 	  WITH (m = 16, ef_construction = 64);
 	CREATE INDEX docs_sq8_idx ON docs_sq8 USING hnsw (embedding vector_l2_ops, metadata jsonb_hnsw_ops)
-	  WITH (m = 16, ef_construction = 64, quantization = 'sq8');
+	  WITH (m = 16, ef_construction = 64, quantization = 'sq8', link_codes = on);
 	ANALYZE docs; ANALYZE docs_sq8;
 });
 
@@ -77,7 +77,7 @@ sub answers
 	my ($node, $table, $cond, $exact) = @_;
 	my $sql = $exact
 	  ? "SET enable_indexscan = off; SET enable_bitmapscan = off;\n"
-	  : "SET enable_seqscan = off; SET hnsw.ef_search = 40;\n";
+	  : "SET enable_seqscan = off; SET hnsw.ef_search = 40; SET hnsw.filter_two_hop = off;\n";
 	for my $q (@queries)
 	{
 		$sql .= "SELECT coalesce(string_agg(id::text, ',' ORDER BY r), '') FROM (SELECT id, row_number() OVER () AS r "
