@@ -221,11 +221,20 @@ VECEXT_FUNCTION(vector_recv) {
                     errdetail("Expected %d bytes of elements for dim = %d, found %d.",
                               dim * (int)sizeof(float4), dim, remaining)));
 
+  // One pass over the bytes (a query vector arrives this way on every
+  // binary-protocol search): byte-swap each element; an all-ones exponent
+  // is NaN or infinity, which CheckElement reports.
   Vector* result = InitVector(dim);
+  const char* src = pq_getmsgbytes(buf, dim * (int)sizeof(float4));
+  bool special = false;
   for (int i = 0; i < dim; i++) {
-    result->x[i] = pq_getmsgfloat4(buf);
-    CheckElement(result->x[i]);
+    uint32 bits;
+    memcpy(&bits, src + (size_t)i * sizeof(uint32), sizeof bits);
+    bits = pg_ntoh32(bits);
+    special |= (bits & 0x7f800000u) == 0x7f800000u;
+    memcpy(&result->x[i], &bits, sizeof bits);
   }
+  if (special) CheckElements(result);
   PG_RETURN_VECTOR_P(result);
 }
 
