@@ -5,7 +5,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "core/distance_bounded.h"
 #include "core/distance_internal.h"
 
 // The scalar kernels define the reference semantics: one float accumulator,
@@ -67,17 +66,6 @@ float SquaredNormScalar(const float* a, std::size_t n) {
 }
 
 namespace distance_internal {
-
-// L2SquaredScalar checking its running sum every 64 elements from the 128th.
-float L2SquaredBoundedScalar(const float* a, const float* b, std::size_t n, float bound) {
-  float sum = 0.0f;
-  for (std::size_t i = 0; i < n; i++) {
-    const float d = a[i] - b[i];
-    sum += d * d;
-    if ((i & 63) == 63 && i >= 127 && sum >= bound) return sum;
-  }
-  return sum;
-}
 
 const DistanceKernels kScalarKernels = {
     &L2SquaredScalar, &InnerProductScalar, &CosineScalar, &L1Scalar, "scalar", &SquaredNormScalar,
@@ -158,15 +146,6 @@ DistanceFn KernelForMetric(const DistanceKernels& k, Metric metric) {
       return k.l1;
   }
   return k.l2_squared;
-}
-
-BoundedDistanceFn BoundedL2For(DistanceFn l2) {
-  if (l2 == &L2SquaredScalar) return &distance_internal::L2SquaredBoundedScalar;
-#if VECEXT_DISTANCE_X86
-  if (l2 == distance_internal::kAvx2Kernels.l2_squared) return &distance_internal::L2SquaredBoundedAvx2;
-  if (l2 == distance_internal::kAvx512Kernels.l2_squared) return &distance_internal::L2SquaredBoundedAvx512;
-#endif
-  return nullptr;
 }
 
 float SquaredNorm(const float* a, std::size_t n) { return Kernels().squared_norm(a, n); }

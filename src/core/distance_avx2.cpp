@@ -6,7 +6,6 @@
 // limit), a loop over 8 floats, then one masked load for the last 1..7 floats
 // (masked-out lanes read as 0 and never fault, so nothing past a[n) or b[n)
 // is touched). Cosine carries 3 sums, so it unrolls by 16 (6 accumulators).
-#include "core/distance_bounded.h"
 #include "core/distance_internal.h"
 
 #if VECEXT_DISTANCE_X86
@@ -51,42 +50,6 @@ float L2SquaredAvx2(const float* a, const float* b, std::size_t n) {
     s1 = _mm256_fmadd_ps(d1, d1, s1);
     s2 = _mm256_fmadd_ps(d2, d2, s2);
     s3 = _mm256_fmadd_ps(d3, d3, s3);
-  }
-  for (; i + 8 <= n; i += 8) {
-    const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
-    s0 = _mm256_fmadd_ps(d, d, s0);
-  }
-  if (i < n) {
-    const __m256i m = TailMask(n - i);
-    const __m256 d = _mm256_sub_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m));
-    s1 = _mm256_fmadd_ps(d, d, s1);
-  }
-  return HorizontalSum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-}
-
-// L2SquaredAvx2 with a check of the partial sum every 64 floats from the
-// 128th on (as in
-// distance_avx512.cpp: same accumulators and order, so a partial sum never
-// exceeds the full result and a finished call returns the same bits).
-float L2SquaredBoundedAvx2Impl(const float* a, const float* b, std::size_t n, float bound) {
-  __m256 s0 = _mm256_setzero_ps();
-  __m256 s1 = _mm256_setzero_ps();
-  __m256 s2 = _mm256_setzero_ps();
-  __m256 s3 = _mm256_setzero_ps();
-  std::size_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    const __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
-    const __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
-    const __m256 d2 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16));
-    const __m256 d3 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24));
-    s0 = _mm256_fmadd_ps(d0, d0, s0);
-    s1 = _mm256_fmadd_ps(d1, d1, s1);
-    s2 = _mm256_fmadd_ps(d2, d2, s2);
-    s3 = _mm256_fmadd_ps(d3, d3, s3);
-    if (((i + 32) & 63) == 0 && i + 32 >= 128 && i + 64 <= n) {
-      const float partial = HorizontalSum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-      if (partial >= bound) return partial;
-    }
   }
   for (; i + 8 <= n; i += 8) {
     const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
@@ -215,10 +178,6 @@ float SquaredNormAvx2(const float* a, std::size_t n) {
 }  // namespace
 
 namespace distance_internal {
-
-float L2SquaredBoundedAvx2(const float* a, const float* b, std::size_t n, float bound) {
-  return L2SquaredBoundedAvx2Impl(a, b, n, bound);
-}
 
 const DistanceKernels kAvx2Kernels = {
     &L2SquaredAvx2, &InnerProductAvx2, &CosineAvx2, &L1Avx2, "avx2", &SquaredNormAvx2,

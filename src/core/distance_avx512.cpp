@@ -6,7 +6,6 @@
 // 1..15 floats (masked-out lanes read as 0 and never fault, so nothing past
 // a[n) or b[n) is touched). Cosine carries 3 sums in 4 accumulators each
 // (12 of the 32 zmm registers).
-#include "core/distance_bounded.h"
 #include "core/distance_internal.h"
 
 #if VECEXT_DISTANCE_X86
@@ -51,45 +50,6 @@ float L2SquaredAvx512(const float* a, const float* b, std::size_t n) {
     s1 = _mm512_fmadd_ps(d1, d1, s1);
     s2 = _mm512_fmadd_ps(d2, d2, s2);
     s3 = _mm512_fmadd_ps(d3, d3, s3);
-  }
-  for (; i + 16 <= n; i += 16) {
-    const __m512 d = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
-    s0 = _mm512_fmadd_ps(d, d, s0);
-  }
-  if (i < n) {
-    const __mmask16 m = TailMask(n - i);
-    const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i));
-    s1 = _mm512_fmadd_ps(d, d, s1);
-  }
-  return HorizontalSum(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
-}
-
-// L2SquaredAvx512 with a check of the partial sum after every block of 64
-// floats from the 128th on (but not after the last full block; a check costs
-// a horizontal sum, and on real data the first 128 rarely reach the bound
-// while later blocks often do): the same accumulators in the
-// same order, so an unfinished call returns a partial sum that the full
-// result can only exceed (every lane only grows: fma(d, d, s) >= s, and
-// rounded additions are monotonic), and a finished one the same bits.
-float L2SquaredBoundedAvx512Impl(const float* a, const float* b, std::size_t n, float bound) {
-  __m512 s0 = _mm512_setzero_ps();
-  __m512 s1 = _mm512_setzero_ps();
-  __m512 s2 = _mm512_setzero_ps();
-  __m512 s3 = _mm512_setzero_ps();
-  std::size_t i = 0;
-  for (; i + 64 <= n; i += 64) {
-    const __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
-    const __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16));
-    const __m512 d2 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32));
-    const __m512 d3 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48));
-    s0 = _mm512_fmadd_ps(d0, d0, s0);
-    s1 = _mm512_fmadd_ps(d1, d1, s1);
-    s2 = _mm512_fmadd_ps(d2, d2, s2);
-    s3 = _mm512_fmadd_ps(d3, d3, s3);
-    if (i >= 64 && i + 128 <= n) {
-      const float partial = HorizontalSum(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
-      if (partial >= bound) return partial;
-    }
   }
   for (; i + 16 <= n; i += 16) {
     const __m512 d = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
@@ -208,10 +168,6 @@ float SquaredNormAvx512(const float* a, std::size_t n) {
 }  // namespace
 
 namespace distance_internal {
-
-float L2SquaredBoundedAvx512(const float* a, const float* b, std::size_t n, float bound) {
-  return L2SquaredBoundedAvx512Impl(a, b, n, bound);
-}
 
 const DistanceKernels kAvx512Kernels = {
     &L2SquaredAvx512, &InnerProductAvx512, &CosineAvx512, &L1Avx512, "avx512", &SquaredNormAvx512,

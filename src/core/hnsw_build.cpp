@@ -38,7 +38,6 @@
 #include <thread>
 #include <vector>
 
-#include "core/distance_bounded.h"
 #include "core/hnsw_heuristic.h"
 #include "core/hnsw_types.h"
 #include "core/index_distance.h"
@@ -183,7 +182,6 @@ class GraphBuilderImpl {
         rows_per_chunk_(std::size_t{1} << chunk_shift_),
         row_stride_(RowStride(p.dim)),
         distance_(IndexDistanceFn(p.metric)),
-        bounded_(p.metric == Metric::kL2 ? BoundedL2For(distance_) : nullptr),
         space_(IndexDistanceFn(p.metric), p.dim),
         rng_(p.seed),
         level_mult_(1.0 / std::log(static_cast<double>(p.m))) {}
@@ -193,7 +191,6 @@ class GraphBuilderImpl {
   std::size_t rows_per_chunk_;
   std::size_t row_stride_;
   DistanceFn distance_;
-  BoundedDistanceFn bounded_;  // L2 only: the early-exit form of distance_, else nullptr
   PointerSpace space_;
   std::mt19937_64 rng_;
   double level_mult_;
@@ -222,12 +219,6 @@ class GraphBuilderImpl {
     return payload;
   }
   int LevelOf(std::size_t row) const { return RowPtr(row)[8]; }
-
-  // distance_(a, b) when it is below `bound`; else a value >= bound (see
-  // distance_bounded.h). Only for comparisons with the bound.
-  float DistanceBelow(const float* a, const float* b, float bound) const {
-    return bounded_ != nullptr ? bounded_(a, b, params_.dim, bound) : distance_(a, b, params_.dim);
-  }
 
   // Starts loading a vector ahead of its distance computation: its first
   // lines; the hardware prefetcher follows the rest of a long vector.
@@ -281,8 +272,7 @@ class GraphBuilderImpl {
         if (fresh > 0) Prefetch(ids[0]);
         for (std::size_t i = 0; i < fresh; i++) {
           if (i + 1 < fresh) Prefetch(ids[i + 1]);
-          const float dist = top.size() < ef ? distance_(vec, VectorPtr(ids[i]), params_.dim)
-                                             : DistanceBelow(vec, VectorPtr(ids[i]), bound);
+          const float dist = distance_(vec, VectorPtr(ids[i]), params_.dim);
           if (top.size() < ef || dist < bound) {
             candidates.emplace(-dist, ids[i]);
             top.emplace(dist, ids[i]);
@@ -336,17 +326,6 @@ class GraphBuilderImpl {
     sc->picks.resize(sc->cands.size());
   }
 
-  // The heuristic over sc's candidates (with early exits under L2).
-  int Select(Scratch* sc, int m) const {
-    const int n = static_cast<int>(sc->cands.size());
-    if (bounded_ != nullptr) {
-      return SelectNeighborsBounded(sc->cands.data(), sc->vecs.data(), n, m, params_.dim, bounded_, false,
-                                    sc->picks.data());
-    }
-    return SelectNeighbors(sc->cands.data(), sc->vecs.data(), n, m, params_.dim, distance_, false,
-                           sc->picks.data());
-  }
-
   // Links row `cur` on `level` to the heuristic's choice among `found` (at
   // most m), and each chosen neighbour back to cur: in a free slot, else by
   // re-running the heuristic over the neighbour's links plus cur (hnswlib's
@@ -359,7 +338,8 @@ class GraphBuilderImpl {
     sc.cands.clear();
     for (; !found->empty(); found->pop()) sc.cands.push_back({found->top().first, found->top().second, 0});
     Sort(&sc);
-    const int chosen = Select(&sc, params_.m);
+    const int chosen = SelectNeighbors(sc.cands.data(), sc.vecs.data(), static_cast<int>(sc.cands.size()),
+                                       params_.m, params_.dim, distance_, false, sc.picks.data());
     tableint selected[kMaxM];
     for (int i = 0; i < chosen; i++) selected[i] = static_cast<tableint>(sc.cands[sc.picks[i]].id);
     {
@@ -390,7 +370,8 @@ class GraphBuilderImpl {
         sc.cands.push_back({distance_(ev, VectorPtr(links[j]), params_.dim), links[j], 0});
       }
       Sort(&sc);
-      const int kept = Select(&sc, static_cast<int>(cap));
+      const int kept = SelectNeighbors(sc.cands.data(), sc.vecs.data(), static_cast<int>(sc.cands.size()),
+                                       static_cast<int>(cap), params_.dim, distance_, false, sc.picks.data());
       for (int j = 0; j < kept; j++) links[j] = static_cast<tableint>(sc.cands[sc.picks[j]].id);
       h.setListCount(list, static_cast<unsigned short>(kept));
     }
@@ -448,7 +429,7 @@ class GraphBuilderImpl {
           }
           for (std::size_t i = 0; i < count; i++) {
             if (i + 1 < count) Prefetch(ids[i + 1]);
-            float d = DistanceBelow(vec, VectorPtr(ids[i]), best);
+            float d = distance_(vec, VectorPtr(ids[i]), params_.dim);
             if (d < best) {
               best = d;
               ep = ids[i];

@@ -9,11 +9,4 @@ int SelectNeighbors(const Candidate* cands, const float* const* vecs, int n, int
       cands, n, m, [&](int i, int j) { return dist(vecs[i], vecs[j], dim); }, keep_pruned, out);
 }
 
-int SelectNeighborsBounded(const Candidate* cands, const float* const* vecs, int n, int m, std::size_t dim,
-                           BoundedDistanceFn dist, bool keep_pruned, int* out) {
-  return SelectNeighborsBelow(
-      cands, n, m, [&](int i, int j, float bound) { return dist(vecs[i], vecs[j], dim, bound); }, keep_pruned,
-      out);
-}
-
 }  // namespace vecext::hnsw

@@ -7,7 +7,6 @@
 #include <cstddef>
 
 #include "core/distance.h"
-#include "core/distance_bounded.h"
 #include "core/hnsw_types.h"
 
 namespace vecext::hnsw {
@@ -25,19 +24,10 @@ namespace vecext::hnsw {
 int SelectNeighbors(const Candidate* cands, const float* const* vecs, int n, int m, std::size_t dim,
                     DistanceFn dist, bool keep_pruned, int* out);
 
-// The same with a bounded squared-L2 kernel (distance_bounded.h) in place of
-// dist: the same choice as SelectNeighbors with the matching l2 kernel, but
-// a pair that is not closer than the candidate's own distance stops being
-// summed once that is certain.
-int SelectNeighborsBounded(const Candidate* cands, const float* const* vecs, int n, int m, std::size_t dim,
-                           BoundedDistanceFn dist, bool keep_pruned, int* out);
-
-// The same over any element representation (e.g. SQ8 codes), with an early
-// exit: below(i, j, bound) returns the index distance between candidates i
-// and j when it is below `bound`, else any value >= bound (e.g. a partial
-// sum that already reached it); only `below(...) < bound` is used.
-template <class PairBelow>
-int SelectNeighborsBelow(const Candidate* cands, int n, int m, const PairBelow& below, bool keep_pruned, int* out) {
+// The same over any element representation (e.g. SQ8 codes): pair(i, j)
+// returns the index distance between candidates i and j.
+template <class PairDistance>
+int SelectNeighborsBy(const Candidate* cands, int n, int m, const PairDistance& pair, bool keep_pruned, int* out) {
   if (n <= m) {
     for (int i = 0; i < n; i++) out[i] = i;
     return n;
@@ -46,7 +36,7 @@ int SelectNeighborsBelow(const Candidate* cands, int n, int m, const PairBelow& 
   for (int i = 0; i < n && kept < m; i++) {
     bool good = true;
     for (int j = 0; j < kept; j++) {
-      if (below(i, out[j], cands[i].distance) < cands[i].distance) {
+      if (pair(i, out[j]) < cands[i].distance) {
         good = false;
         break;
       }
@@ -71,14 +61,6 @@ int SelectNeighborsBelow(const Candidate* cands, int n, int m, const PairBelow& 
   }
   for (int t = 0; t < total; t++) out[t] = merged[t];
   return total;
-}
-
-// The same over any element representation (e.g. SQ8 codes): pair(i, j)
-// returns the index distance between candidates i and j.
-template <class PairDistance>
-int SelectNeighborsBy(const Candidate* cands, int n, int m, const PairDistance& pair, bool keep_pruned, int* out) {
-  return SelectNeighborsBelow(
-      cands, n, m, [&](int i, int j, float) { return pair(i, j); }, keep_pruned, out);
 }
 
 }  // namespace vecext::hnsw
