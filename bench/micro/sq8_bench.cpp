@@ -14,8 +14,10 @@
 //                                rows, as on index pages), visited in a
 //                                random order: memory-bound, like a search
 //   pool_prefetch/...            the same, with all lines of the row after
-//                                next prefetched first (as the index's
-//                                store pipelines its reads)
+//                                next prefetched first
+//   pool_head/...                the same, with only the first 16 lines
+//                                (1 KiB) of the row after next prefetched:
+//                                what the index's store (Score) does today
 //   sym_decode/<isa>/<dims>      code-to-code inner product by decoding both
 //                                sides and the float kernel (what
 //                                Sq8CodeDistance's one-pass form replaces)
@@ -152,7 +154,8 @@ void BenchHot(benchmark::State& state, const char* isa, KernelRef k) {
   SetCounters(state, n);
 }
 
-void BenchPool(benchmark::State& state, const char* isa, KernelRef k, bool prefetch) {
+// prefetch_bytes: how much of the row after next to prefetch (0: none).
+void BenchPool(benchmark::State& state, const char* isa, KernelRef k, std::size_t prefetch_bytes) {
   const auto n = static_cast<std::size_t>(state.range(0));
   const Sq8Kernels& q8 = *Sq8KernelsFor(isa);
   const DistanceKernels& f = *KernelsFor(isa);
@@ -174,9 +177,10 @@ void BenchPool(benchmark::State& state, const char* isa, KernelRef k, bool prefe
   std::shuffle(order.begin(), order.end(), std::mt19937(7));
   std::size_t next = 0;
   for (auto _ : state) {
-    if (prefetch) {  // all lines of the row after next, as the index's store does
+    if (prefetch_bytes > 0) {  // lines of the row after next, as the index's store does
       const std::uint8_t* ahead = pool.get() + order[(next + 2) % rows] * row_bytes;
-      for (std::size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(ahead + off);
+      const std::size_t end = std::min(row_bytes, prefetch_bytes);
+      for (std::size_t off = 0; off < end; off += 64) __builtin_prefetch(ahead + off);
     }
     float r = Eval(q8, f, k.kind, side, pool.get() + order[next] * row_bytes, n);
     benchmark::DoNotOptimize(r);
@@ -382,11 +386,13 @@ void RegisterAll() {
     if (Sq8KernelsFor(isa) == nullptr) continue;
     for (const KernelRef& k : kKernelRefs) {
       auto* hot = benchmark::RegisterBenchmark((std::string("hot/") + k.name + "/" + isa).c_str(), BenchHot, isa, k);
-      auto* pool =
-          benchmark::RegisterBenchmark((std::string("pool/") + k.name + "/" + isa).c_str(), BenchPool, isa, k, false);
+      auto* pool = benchmark::RegisterBenchmark((std::string("pool/") + k.name + "/" + isa).c_str(), BenchPool, isa,
+                                                k, std::size_t{0});
       auto* pool_pf = benchmark::RegisterBenchmark((std::string("pool_prefetch/") + k.name + "/" + isa).c_str(),
-                                                   BenchPool, isa, k, true);
-      for (auto* b : {hot, pool, pool_pf}) {
+                                                   BenchPool, isa, k, ~std::size_t{0});
+      auto* pool_head = benchmark::RegisterBenchmark((std::string("pool_head/") + k.name + "/" + isa).c_str(),
+                                                     BenchPool, isa, k, std::size_t{1024});
+      for (auto* b : {hot, pool, pool_pf, pool_head}) {
         b->ComputeStatistics("min", Min);
         for (int n : kDims) b->Arg(n);
       }
