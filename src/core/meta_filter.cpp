@@ -551,9 +551,11 @@ bool SigNumCmp(const SignatureView& v, const Node& node) {
   return false;
 }
 
-// Evaluates the subtree at prog[i]. `informed` is false for signatures that
-// carry no information (truncated, empty): every leaf is then kMaybe.
-Match EvalAt(const Node* prog, std::uint32_t i, const SignatureView& v, bool informed) {
+// Evaluates the subtree at prog[i]: kAnd/kOr combine their children,
+// constants are themselves, and `leaf(node)` says whether a kHasValue,
+// kHasPath or kNumCmp leaf may hold. Shared by signatures and link codes.
+template <class Leaf>
+Match EvalTree(const Node* prog, std::uint32_t i, const Leaf& leaf) {
   const Node& node = prog[i];
   switch (node.op) {
     case NodeOp::kMaybe:
@@ -563,26 +565,37 @@ Match EvalAt(const Node* prog, std::uint32_t i, const SignatureView& v, bool inf
     case NodeOp::kAnd: {
       const std::uint32_t end = i + node.arg;
       for (std::uint32_t c = i + 1; c < end; c += SubtreeSize(prog[c]))
-        if (EvalAt(prog, c, v, informed) == Match::kNo) return Match::kNo;
+        if (EvalTree(prog, c, leaf) == Match::kNo) return Match::kNo;
       return Match::kMaybe;
     }
     case NodeOp::kOr: {
       const std::uint32_t end = i + node.arg;
       for (std::uint32_t c = i + 1; c < end; c += SubtreeSize(prog[c]))
-        if (EvalAt(prog, c, v, informed) == Match::kMaybe) return Match::kMaybe;
+        if (EvalTree(prog, c, leaf) == Match::kMaybe) return Match::kMaybe;
       return Match::kNo;
     }
     case NodeOp::kHasValue:
-      if (!informed) return Match::kMaybe;
-      return SigHasValue(v, node.arg) ? Match::kMaybe : Match::kNo;
     case NodeOp::kHasPath:
-      if (!informed) return Match::kMaybe;
-      return SigHasPath(v, static_cast<std::uint16_t>(node.arg)) ? Match::kMaybe : Match::kNo;
     case NodeOp::kNumCmp:
-      if (!informed) return Match::kMaybe;
-      return SigNumCmp(v, node) ? Match::kMaybe : Match::kNo;
+      return leaf(node) ? Match::kMaybe : Match::kNo;
   }
   return Match::kMaybe;
+}
+
+// Whether a leaf may hold for signature v. `informed` is false for
+// signatures that carry no information (truncated, empty): every leaf may.
+bool SigLeaf(const Node& node, const SignatureView& v, bool informed) {
+  if (!informed) return true;
+  switch (node.op) {
+    case NodeOp::kHasValue:
+      return SigHasValue(v, node.arg);
+    case NodeOp::kHasPath:
+      return SigHasPath(v, static_cast<std::uint16_t>(node.arg));
+    case NodeOp::kNumCmp:
+      return SigNumCmp(v, node);
+    default:
+      return true;
+  }
 }
 
 // Folds the subtree at nodes[in] into nodes[out..] (out <= in) and returns
@@ -879,7 +892,7 @@ Match Eval(const Node* prog, std::uint32_t n, const SignatureView& sig) {
   if (n == 0) return Match::kMaybe;
   if (sig.flags & kFlagNull) return Match::kNo;
   const bool informed = (sig.flags & kFlagTruncated) == 0;
-  return EvalAt(prog, 0, sig, informed);
+  return EvalTree(prog, 0, [&](const Node& node) { return SigLeaf(node, sig, informed); });
 }
 
 Match Eval(const Node* prog, std::uint32_t n, const std::uint8_t* sig, std::size_t len) {
@@ -915,37 +928,22 @@ inline LinkCode InexactCode(std::uint16_t tag) { return KeyCode(Fmix(kInexactCod
 
 inline bool Has(LinkCode code, LinkCode bits) { return (code & bits) == bits; }
 
-Match EvalCodeAt(const Node* prog, std::uint32_t i, LinkCode code) {
-  const Node& node = prog[i];
+// Whether a leaf may hold for an element whose link code is `code`.
+bool CodeLeaf(const Node& node, LinkCode code) {
   switch (node.op) {
-    case NodeOp::kMaybe:
-      return Match::kMaybe;
-    case NodeOp::kNo:
-      return Match::kNo;
-    case NodeOp::kAnd: {
-      const std::uint32_t end = i + node.arg;
-      for (std::uint32_t c = i + 1; c < end; c += SubtreeSize(prog[c]))
-        if (EvalCodeAt(prog, c, code) == Match::kNo) return Match::kNo;
-      return Match::kMaybe;
-    }
-    case NodeOp::kOr: {
-      const std::uint32_t end = i + node.arg;
-      for (std::uint32_t c = i + 1; c < end; c += SubtreeSize(prog[c]))
-        if (EvalCodeAt(prog, c, code) == Match::kMaybe) return Match::kMaybe;
-      return Match::kNo;
-    }
     case NodeOp::kHasValue:
-      return Has(code, ValueCode(node.arg)) ? Match::kMaybe : Match::kNo;
+      return Has(code, ValueCode(node.arg));
     case NodeOp::kHasPath:
-      return Has(code, PathCode(static_cast<std::uint16_t>(node.arg))) ? Match::kMaybe : Match::kNo;
+      return Has(code, PathCode(static_cast<std::uint16_t>(node.arg)));
     case NodeOp::kNumCmp: {
       const std::uint16_t tag = static_cast<std::uint16_t>(node.arg);
-      if (!Has(code, PathCode(tag))) return Match::kNo;
-      if (node.cmp != CmpOp::kEq || node.lo != node.hi) return Match::kMaybe;
-      return Has(code, NumberCode(tag, node.lo)) || Has(code, InexactCode(tag)) ? Match::kMaybe : Match::kNo;
+      if (!Has(code, PathCode(tag))) return false;
+      if (node.cmp != CmpOp::kEq || node.lo != node.hi) return true;
+      return Has(code, NumberCode(tag, node.lo)) || Has(code, InexactCode(tag));
     }
+    default:
+      return true;
   }
-  return Match::kMaybe;
 }
 
 }  // namespace
@@ -987,7 +985,7 @@ LinkCode MakeLinkCode(const std::uint8_t* sig, std::size_t len) {
 
 Match EvalCode(const Node* prog, std::uint32_t n, LinkCode code) {
   if (n == 0) return Match::kMaybe;
-  return EvalCodeAt(prog, 0, code);
+  return EvalTree(prog, 0, [&](const Node& node) { return CodeLeaf(node, code); });
 }
 
 // ---------------------------------------------------------------------------
