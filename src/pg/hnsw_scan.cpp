@@ -372,7 +372,7 @@ static void HnswPrepareBatch(HnswScanOpaque so) {
   pfree(have);
   pfree(infos);
   so->batch_len = kept;
-  // Insertion sort by bound (n <= ef_search + 1; the order is nearly right).
+  // Insertion sort by bound (n <= so->ef + 1; the order is nearly right).
   for (size_t i = 1; i < kept; i++) {
     const double lb = so->batch_lb[i];
     const Candidate c = so->batch[i];
@@ -430,6 +430,13 @@ static void HnswStartSearch(IndexScanDesc scan) {
     so->store.max_entries = 0;
   }
   if (so->sq8) {
+    // The executor re-ranks SQ8 rows (xs_recheckorderby): it returns its
+    // k-th row only after it has seen the (k+1)-th bound, so a LIMIT k scan
+    // at ef_search = k would run out of its first batch at row k + 1 and
+    // pay for a second search (the cost of ef_search 2k). Searching one
+    // candidate more than ef_search answers it from the first batch
+    // (docs/quantization.md, "The executor needs one row past LIMIT").
+    so->ef += 1;
     HnswStoreKeepSq8Info(&so->store);
     so->batch_lb = (double*)palloc(sizeof(double) * (size_t)(so->ef + 1));
     so->batch_data = (char*)palloc(so->store.data_size * (size_t)(so->ef + 1));
