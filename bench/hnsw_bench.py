@@ -153,8 +153,9 @@ class PeakRss:
         self.peak = max(self.peak, self._read())
 
 
-def build_index(conn, m, efc, threads, opclass="vector_l2_ops", mwm="8GB"):
+def build_index(conn, m, efc, threads, opclass="vector_l2_ops", mwm="8GB", keep_pruned="on"):
     conn.execute("DROP INDEX IF EXISTS items_v_idx")
+    conn.execute(f"SET hnsw.build_keep_pruned = {keep_pruned}")
     conn.execute("CHECKPOINT")
     conn.execute(f"SET maintenance_work_mem = '{mwm}'")
     conn.execute(f"SET max_parallel_maintenance_workers = {threads - 1}")
@@ -389,7 +390,7 @@ def bench_dataset(args, name, base, queries, metric):
         for rep in range(args.build_repeat):
             for threads in args.build_threads:
                 with connect() as conn:
-                    b = build_index(conn, args.m, efc, threads)
+                    b = build_index(conn, args.m, efc, threads, keep_pruned=args.build_keep_pruned)
                 b["threads"] = threads
                 run["builds"].append(b)
                 log(f"    vecext build, {threads} thread(s): {b['seconds']:.1f} s, index {b['size'] / 2**20:,.0f} MB, "
@@ -511,6 +512,8 @@ def main():
     ap.add_argument("--build-threads", type=parse_list, default=[2],
                     help="thread counts to build with (max_parallel_maintenance_workers + 1), e.g. 1,2")
     ap.add_argument("--build-repeat", type=int, default=1)
+    ap.add_argument("--build-keep-pruned", default="on", choices=["on", "off"],
+                    help="hnsw.build_keep_pruned for the builds (off: hnswlib's sparser level-0 lists)")
     ap.add_argument("--repeat", type=int, default=3, help="query rounds (median reported)")
     ap.add_argument("--explain-sample", type=int, default=50)
     ap.add_argument("--no-hnswlib", action="store_true")

@@ -338,8 +338,9 @@ class GraphBuilderImpl {
     sc.cands.clear();
     for (; !found->empty(); found->pop()) sc.cands.push_back({found->top().first, found->top().second, 0});
     Sort(&sc);
+    const bool keep_pruned = level == 0 && params_.keep_pruned;
     const int chosen = SelectNeighbors(sc.cands.data(), sc.vecs.data(), static_cast<int>(sc.cands.size()),
-                                       params_.m, params_.dim, distance_, false, sc.picks.data());
+                                       params_.m, params_.dim, distance_, keep_pruned, sc.picks.data());
     tableint selected[kMaxM];
     for (int i = 0; i < chosen; i++) selected[i] = static_cast<tableint>(sc.cands[sc.picks[i]].id);
     {
@@ -371,7 +372,7 @@ class GraphBuilderImpl {
       }
       Sort(&sc);
       const int kept = SelectNeighbors(sc.cands.data(), sc.vecs.data(), static_cast<int>(sc.cands.size()),
-                                       static_cast<int>(cap), params_.dim, distance_, false, sc.picks.data());
+                                       static_cast<int>(cap), params_.dim, distance_, keep_pruned, sc.picks.data());
       for (int j = 0; j < kept; j++) links[j] = static_cast<tableint>(sc.cands[sc.picks[j]].id);
       h.setListCount(list, static_cast<unsigned short>(kept));
     }

@@ -171,6 +171,7 @@ static void HnswBuildCreateBuilder(HnswBuildState* bs, int dim) {
   params.max_level = HnswMaxLevelForM(bs->m, bs->link_codes);
   params.capacity = HnswBuildCapacity(bs, dim);
   params.seed = HNSW_BUILD_SEED;
+  params.keep_pruned = hnsw_build_keep_pruned;
   GraphBuilder* builder = NULL;
   Status st = GraphBuilder::Create(params, &builder);
   // No Postgres call between Create and the callback's registration.
