@@ -34,6 +34,7 @@ bool hnsw_elide_orderby_values = true;
 bool hnsw_filter_two_hop = true;
 bool hnsw_quantized_search = true;
 bool hnsw_build_keep_pruned = true;
+bool hnsw_build_cluster_pages = true;
 
 static relopt_kind hnsw_relopt_kind;
 
@@ -98,6 +99,11 @@ void VecextHnswInit(void) {
                            "the heuristic's choice only (hnswlib's graph). Inserts into a built index fill a list "
                            "they re-prune either way.",
                            &hnsw_build_keep_pruned, true, PGC_USERSET, 0, NULL, NULL, NULL);
+  DefineCustomBoolVariable("hnsw.build_cluster_pages",
+                           "Whether hnsw index builds put neighbours in the graph on the same pages.",
+                           "on: each page is filled with a neighbourhood of the graph, so that a scan reads fewer "
+                           "pages. off: rows go to pages in table order.",
+                           &hnsw_build_cluster_pages, true, PGC_USERSET, 0, NULL, NULL, NULL);
   MarkGUCPrefixReserved("hnsw");
   // The ExecutorStart hook that finds distance cut-offs (hnsw_scan.cpp), from
   // the first query of the session on.

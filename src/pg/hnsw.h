@@ -282,6 +282,7 @@ extern bool hnsw_elide_orderby_values;
 extern bool hnsw_filter_two_hop;
 extern bool hnsw_quantized_search;
 extern bool hnsw_build_keep_pruned;
+extern bool hnsw_build_cluster_pages;
 #define HNSW_ITERATIVE_SCAN_OFF 0
 #define HNSW_ITERATIVE_SCAN_STRICT 1
 #define HNSW_ITERATIVE_SCAN_RELAXED 2

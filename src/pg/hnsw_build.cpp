@@ -46,6 +46,7 @@ extern "C" {
 #include "core/index_distance.h"
 #include "core/meta_filter.h"
 #include "pg/guard.h"
+#include "core/hnsw_layout.h"
 #include "core/sq8.h"
 #include "pg/hnsw.h"
 #include "pg/hnsw_filter.h"
@@ -374,9 +375,38 @@ static void HnswWritePages(HnswBuildState* bs) {
   w.base = params_pages;
   ItemPointerData* etids = NULL;
   const Size esize = HNSW_ELEMENT_TUPLE_SIZE_Q(bs->quantization, dim);
+  // The order rows go to pages in: graph neighbourhoods share pages
+  // (src/core/hnsw_layout.h), or row (heap) order. page_start[j]: order[j]
+  // begins a new page.
+  uint32_t* order = NULL;
+  uint8_t* page_start = NULL;
   if (n > 0) {
+    order = (uint32_t*)MemoryContextAllocHuge(bs->build_ctx, sizeof(uint32_t) * n);
+    page_start = (uint8_t*)MemoryContextAllocHuge(bs->build_ctx, n);
+    if (hnsw_build_cluster_pages) {
+      uint32_t* row_bytes = (uint32_t*)MemoryContextAllocHuge(bs->build_ctx, sizeof(uint32_t) * n);
+      for (size_t i = 0; i < n; i++) {
+        const Size pair = MAXALIGN(HnswBuildElementSize(bs, esize, i)) +
+                          MAXALIGN(HnswNeighborTupleSize(HnswNeighborSlots(b->Level(i), m), bs->link_codes)) +
+                          2 * sizeof(ItemIdData);
+        row_bytes[i] = (uint32_t)Min(pair, (Size)HNSW_EMPTY_PAGE_FREE + 1);  // a larger pair splits (HnswWriterPlace)
+      }
+      HnswBuildCheck(bs, vecext::hnsw::PageLayout(*b, row_bytes, HNSW_EMPTY_PAGE_FREE, order, page_start),
+                     "laying out the index pages");
+      pfree(row_bytes);
+      if (message_level_is_interesting(DEBUG1))
+        elog(DEBUG1, "hnsw build of \"%s\": %.1f%% of level-0 links within a page",
+             RelationGetRelationName(bs->index), 100.0 * vecext::hnsw::SamePageLinkFraction(*b, order, page_start));
+    } else {
+      for (size_t i = 0; i < n; i++) {
+        order[i] = (uint32_t)i;
+        page_start[i] = 0;
+      }
+    }
     etids = (ItemPointerData*)MemoryContextAllocHuge(bs->build_ctx, sizeof(ItemPointerData) * n);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t j = 0; j < n; j++) {
+      const size_t i = order[j];
+      if (page_start[j] && w.next > FirstOffsetNumber) HnswWriterNewPage(&w);
       ItemPointerData ntid;
       HnswWriterPlace(&w, HnswBuildElementSize(bs, esize, i), HnswNeighborTupleSize(HnswNeighborSlots(b->Level(i), m), bs->link_codes),
                       &etids[i], &ntid);
@@ -430,7 +460,9 @@ static void HnswWritePages(HnswBuildState* bs) {
   w.page = page;
   w.blkno = params_pages;
   w.base = params_pages;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t j = 0; j < n; j++) {
+    const size_t i = order[j];
+    if (page_start[j] && w.next > FirstOffsetNumber) HnswWriterNewPage(&w);
     const int level = b->Level(i);
     const int slots = HnswNeighborSlots(level, m);
     const Size nsize = HnswNeighborTupleSize(slots, bs->link_codes);
@@ -461,9 +493,9 @@ static void HnswWritePages(HnswBuildState* bs) {
       memcpy(at + sizeof(len), bs->sig_buf + bs->sig_off[i], len);
     }
     HnswWriterWrite(&w, etup, esize_i, ntup, nsize, &etids[i]);
-    if ((i & 1023) == 1023) {
+    if ((j & 1023) == 1023) {
       CHECK_FOR_INTERRUPTS();
-      pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64)(i + 1));
+      pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64)(j + 1));
     }
   }
   HnswWriterFlush(&w);
