@@ -1,9 +1,10 @@
 // In-memory HNSW graph builder over hnswlib (see hnsw_build.h).
 //
 // hnswlib 0.6.2 stores each element's data inline next to its level-0 links.
-// We give it a "space" whose data is a pointer to the row's vector in our
-// chunks and whose distance follows both pointers into our SIMD kernels, so
-// a vector is stored once and hnswlib's own (here scalar) kernels are unused.
+// We give it a "space" whose data is a pointer to the row's element (its
+// float vector, or its SQ8 side data and codes) in our chunks and whose
+// distance follows both pointers into our SIMD kernels, so an element is
+// stored once and hnswlib's own (here scalar) kernels are unused.
 //
 // hnswlib's addPoint draws the element's level from a generator it shares
 // between threads without a lock, and keeps a label hash map we do not need;
@@ -70,48 +71,69 @@ constexpr std::size_t kMallocOverhead = 16;                            // glibc 
 constexpr int kMaxM = 1000;
 constexpr std::size_t kPrefetchBytes = 1024;
 
-struct DistanceParam {
-  DistanceFn fn;
+// How two elements compare: float vectors through the index distance, or
+// SQ8 elements (Sq8ElementInfo, then dim codes) code to code.
+struct ElementSpace {
+  DistanceFn fn;  // floats
   std::size_t dim;
+  Metric metric;
+  const Sq8Kernels* kernels;  // SQ8 codes when not null
+  Sq8Params sq8;
 };
 
-// hnswlib's data for an element is `const float*`; a and b point to such pointers.
+inline float ElementDistance(const ElementSpace& s, const unsigned char* a, const unsigned char* b) {
+  if (s.kernels == nullptr) {
+    return s.fn(reinterpret_cast<const float*>(a), reinterpret_cast<const float*>(b), s.dim);
+  }
+  // Elements are 4-byte aligned: the side data can be read in place.
+  return Sq8CodeDistance(*s.kernels, s.sq8, s.metric, a + sizeof(Sq8ElementInfo),
+                         *reinterpret_cast<const Sq8ElementInfo*>(a), b + sizeof(Sq8ElementInfo),
+                         *reinterpret_cast<const Sq8ElementInfo*>(b));
+}
+
+// hnswlib's data for an element is a pointer to the element; a and b point
+// to such pointers.
 float PointerDistance(const void* a, const void* b, const void* param) {
-  const float* x;
-  const float* y;
+  const unsigned char* x;
+  const unsigned char* y;
   std::memcpy(&x, a, sizeof x);
   std::memcpy(&y, b, sizeof y);
-  const DistanceParam* p = static_cast<const DistanceParam*>(param);
-  return p->fn(x, y, p->dim);
+  return ElementDistance(*static_cast<const ElementSpace*>(param), x, y);
 }
 
 class PointerSpace final : public hnswlib::SpaceInterface<float> {
  public:
-  PointerSpace(DistanceFn fn, std::size_t dim) : param_{fn, dim} {}
-  size_t get_data_size() override { return sizeof(const float*); }
+  explicit PointerSpace(const ElementSpace& space) : param_(space) {}
+  size_t get_data_size() override { return sizeof(const unsigned char*); }
   hnswlib::DISTFUNC<float> get_dist_func() override { return PointerDistance; }
   void* get_dist_func_param() override { return &param_; }
+  const ElementSpace& space() const { return param_; }
 
  private:
-  DistanceParam param_;
+  ElementSpace param_;
 };
 
+// Bytes of an element: dim floats, or SQ8 side data and dim codes.
+std::size_t ElementBytesOf(std::size_t dim, bool sq8) {
+  return sq8 ? sizeof(Sq8ElementInfo) + dim : dim * sizeof(float);
+}
+
 // A row in a chunk: payload (8 bytes), level (1), padding to 16, then the
-// vector; rows are 16-byte aligned.
-std::size_t RowStride(std::size_t dim) { return 16 + ((dim * sizeof(float) + 15) & ~std::size_t{15}); }
+// element (elem bytes); rows are 16-byte aligned.
+std::size_t RowStride(std::size_t elem) { return 16 + ((elem + 15) & ~std::size_t{15}); }
 
 // Rows per chunk: a power of two (a row's chunk and slot are a shift and a
 // mask) such that a chunk stays within kChunkBytes.
-int ChunkShift(std::size_t dim) {
+int ChunkShift(std::size_t elem) {
   int shift = 0;
-  while ((std::size_t{2} << shift) * RowStride(dim) <= kChunkBytes && (std::size_t{2} << shift) <= kMaxChunkRows) {
+  while ((std::size_t{2} << shift) * RowStride(elem) <= kChunkBytes && (std::size_t{2} << shift) <= kMaxChunkRows) {
     shift++;
   }
   return shift;
 }
 
-std::size_t ChunkBytes(std::size_t dim) {
-  return ((std::size_t{1} << ChunkShift(dim)) * RowStride(dim) + kHugePage - 1) & ~(kHugePage - 1);
+std::size_t ChunkBytes(std::size_t elem) {
+  return ((std::size_t{1} << ChunkShift(elem)) * RowStride(elem) + kHugePage - 1) & ~(kHugePage - 1);
 }
 
 // Asks for transparent huge pages on [p, p + bytes) (Linux; a hint). A
@@ -159,7 +181,7 @@ class Chunk {
 // linkLists_ pointer, element_levels_, link_list_locks_.
 std::size_t HnswlibBytesPerElement(int m) {
   std::size_t level0 = 2 * static_cast<std::size_t>(m) * sizeof(tableint) + sizeof(hnswlib::linklistsizeint) +
-                       sizeof(const float*) + sizeof(hnswlib::labeltype);
+                       sizeof(const unsigned char*) + sizeof(hnswlib::labeltype);
   return level0 + sizeof(char*) + sizeof(int) + sizeof(std::mutex);
 }
 
@@ -174,23 +196,44 @@ std::size_t UpperLinkBytesPerElement(int m) {
 
 }  // namespace
 
+// The space of a builder: sq8 points at the builder's copy of the params.
+ElementSpace MakeSpace(const BuildParams& p, const std::vector<float>& lo, const std::vector<float>& scale) {
+  ElementSpace s;
+  s.fn = IndexDistanceFn(p.metric);
+  s.dim = p.dim;
+  s.metric = p.metric;
+  s.kernels = p.sq8.dim != 0 ? &Sq8KernelsDispatched() : nullptr;
+  s.sq8.dim = p.sq8.dim;
+  s.sq8.lo = lo.data();
+  s.sq8.scale = scale.data();
+  return s;
+}
+
 class GraphBuilderImpl {
  public:
   explicit GraphBuilderImpl(const BuildParams& p)
       : params_(p),
-        chunk_shift_(ChunkShift(p.dim)),
+        quantized_(p.sq8.dim != 0),
+        elem_bytes_(ElementBytesOf(p.dim, quantized_)),
+        chunk_shift_(ChunkShift(elem_bytes_)),
         rows_per_chunk_(std::size_t{1} << chunk_shift_),
-        row_stride_(RowStride(p.dim)),
-        distance_(IndexDistanceFn(p.metric)),
-        space_(IndexDistanceFn(p.metric), p.dim),
+        row_stride_(RowStride(elem_bytes_)),
+        sq8_lo_(quantized_ ? p.sq8.lo : nullptr, quantized_ ? p.sq8.lo + p.dim : nullptr),
+        sq8_scale_(quantized_ ? p.sq8.scale : nullptr, quantized_ ? p.sq8.scale + p.dim : nullptr),
+        space_(MakeSpace(p, sq8_lo_, sq8_scale_)),
         rng_(p.seed),
-        level_mult_(1.0 / std::log(static_cast<double>(p.m))) {}
+        level_mult_(1.0 / std::log(static_cast<double>(p.m))) {
+    params_.sq8 = space_.space().sq8;
+  }
 
   BuildParams params_;
+  bool quantized_;
+  std::size_t elem_bytes_;
   int chunk_shift_;
   std::size_t rows_per_chunk_;
   std::size_t row_stride_;
-  DistanceFn distance_;
+  std::vector<float> sq8_lo_;  // the SQ8 params (quantized_)
+  std::vector<float> sq8_scale_;
   PointerSpace space_;
   std::mt19937_64 rng_;
   double level_mult_;
@@ -212,7 +255,8 @@ class GraphBuilderImpl {
   unsigned char* RowPtr(std::size_t row) const {
     return chunks_[row >> chunk_shift_]->data() + (row & (rows_per_chunk_ - 1)) * row_stride_;
   }
-  float* VectorPtr(std::size_t row) const { return reinterpret_cast<float*>(RowPtr(row) + 16); }
+  unsigned char* ElemPtr(std::size_t row) const { return RowPtr(row) + 16; }
+  float Dist(const unsigned char* a, const unsigned char* b) const { return ElementDistance(space_.space(), a, b); }
   std::uint64_t PayloadOf(std::size_t row) const {
     std::uint64_t payload;
     std::memcpy(&payload, RowPtr(row), sizeof payload);
@@ -223,8 +267,8 @@ class GraphBuilderImpl {
   // Starts loading a vector ahead of its distance computation: its first
   // lines; the hardware prefetcher follows the rest of a long vector.
   void Prefetch(std::size_t row) const {
-    const char* p = reinterpret_cast<const char*>(VectorPtr(row));
-    const std::size_t bytes = std::min<std::size_t>(params_.dim * sizeof(float), kPrefetchBytes);
+    const char* p = reinterpret_cast<const char*>(ElemPtr(row));
+    const std::size_t bytes = std::min<std::size_t>(elem_bytes_, kPrefetchBytes);
     for (std::size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 3);
   }
 
@@ -235,7 +279,7 @@ class GraphBuilderImpl {
   // ep (hnswlib's searchBaseLayer, reorganised for memory: a list is copied
   // under its lock, then the unvisited neighbours' vectors are prefetched one
   // ahead of their distance computation). May throw (std::bad_alloc).
-  MaxHeap SearchLayer(tableint ep, const float* vec, int level) const {
+  MaxHeap SearchLayer(tableint ep, const unsigned char* vec, int level) const {
     Index& h = *index_;
     const std::size_t ef = h.ef_construction_;
     hnswlib::VisitedList* vl = h.visited_list_pool_->getFreeVisitedList();
@@ -245,7 +289,7 @@ class GraphBuilderImpl {
     MaxHeap candidates;  // by negated distance: nearest on top
     tableint ids[2 * kMaxM];
     try {
-      float d = distance_(vec, VectorPtr(ep), params_.dim);
+      float d = Dist(vec, ElemPtr(ep));
       top.emplace(d, ep);
       candidates.emplace(-d, ep);
       visited[ep] = tag;
@@ -272,7 +316,7 @@ class GraphBuilderImpl {
         if (fresh > 0) Prefetch(ids[0]);
         for (std::size_t i = 0; i < fresh; i++) {
           if (i + 1 < fresh) Prefetch(ids[i + 1]);
-          const float dist = distance_(vec, VectorPtr(ids[i]), params_.dim);
+          const float dist = Dist(vec, ElemPtr(ids[i]));
           if (top.size() < ef || dist < bound) {
             candidates.emplace(-dist, ids[i]);
             top.emplace(dist, ids[i]);
@@ -312,18 +356,26 @@ class GraphBuilderImpl {
     }
   }
 
-  // Candidates sorted by Closer, with their vectors, for SelectNeighbors.
+  // Candidates sorted by Closer, with their elements, for SelectNeighborsBy.
   struct Scratch {
     std::vector<Candidate> cands;
-    std::vector<const float*> vecs;
+    std::vector<const unsigned char*> vecs;
     std::vector<int> picks;
   };
 
   void Sort(Scratch* sc) const {
     std::sort(sc->cands.begin(), sc->cands.end(), Closer);
     sc->vecs.resize(sc->cands.size());
-    for (std::size_t i = 0; i < sc->cands.size(); i++) sc->vecs[i] = VectorPtr(sc->cands[i].id);
+    for (std::size_t i = 0; i < sc->cands.size(); i++) sc->vecs[i] = ElemPtr(sc->cands[i].id);
     sc->picks.resize(sc->cands.size());
+  }
+
+  // The heuristic (hnsw_heuristic.h) over the sorted candidates of sc.
+  int Select(Scratch* sc, int m, bool keep_pruned) const {
+    const unsigned char* const* vecs = sc->vecs.data();
+    return SelectNeighborsBy(
+        sc->cands.data(), static_cast<int>(sc->cands.size()), m,
+        [this, vecs](int i, int j) { return Dist(vecs[i], vecs[j]); }, keep_pruned, sc->picks.data());
   }
 
   // Links row `cur` on `level` to the heuristic's choice among `found` (at
@@ -339,8 +391,7 @@ class GraphBuilderImpl {
     for (; !found->empty(); found->pop()) sc.cands.push_back({found->top().first, found->top().second, 0});
     Sort(&sc);
     const bool keep_pruned = level == 0 && params_.keep_pruned;
-    const int chosen = SelectNeighbors(sc.cands.data(), sc.vecs.data(), static_cast<int>(sc.cands.size()),
-                                       params_.m, params_.dim, distance_, keep_pruned, sc.picks.data());
+    const int chosen = Select(&sc, params_.m, keep_pruned);
     tableint selected[kMaxM];
     for (int i = 0; i < chosen; i++) selected[i] = static_cast<tableint>(sc.cands[sc.picks[i]].id);
     {
@@ -362,17 +413,16 @@ class GraphBuilderImpl {
         h.setListCount(list, static_cast<unsigned short>(count + 1));
         continue;
       }
-      const float* ev = VectorPtr(e);
+      const unsigned char* ev = ElemPtr(e);
       sc.cands.clear();
-      sc.cands.push_back({distance_(ev, VectorPtr(cur), params_.dim), cur, 0});
+      sc.cands.push_back({Dist(ev, ElemPtr(cur)), cur, 0});
       if (count > 0) Prefetch(links[0]);
       for (std::size_t j = 0; j < count; j++) {
         if (j + 1 < count) Prefetch(links[j + 1]);
-        sc.cands.push_back({distance_(ev, VectorPtr(links[j]), params_.dim), links[j], 0});
+        sc.cands.push_back({Dist(ev, ElemPtr(links[j])), links[j], 0});
       }
       Sort(&sc);
-      const int kept = SelectNeighbors(sc.cands.data(), sc.vecs.data(), static_cast<int>(sc.cands.size()),
-                                       static_cast<int>(cap), params_.dim, distance_, keep_pruned, sc.picks.data());
+      const int kept = Select(&sc, static_cast<int>(cap), keep_pruned);
       for (int j = 0; j < kept; j++) links[j] = static_cast<tableint>(sc.cands[sc.picks[j]].id);
       h.setListCount(list, static_cast<unsigned short>(kept));
     }
@@ -383,7 +433,7 @@ class GraphBuilderImpl {
   void InsertRow(tableint cur) {
     Index& h = *index_;
     const int level = LevelOf(cur);
-    const float* vec = VectorPtr(cur);
+    const unsigned char* vec = ElemPtr(cur);
 
     std::unique_lock<std::mutex> lock_el(h.link_list_locks_[cur], std::defer_lock);
     if (concurrent_) lock_el.lock();
@@ -414,7 +464,7 @@ class GraphBuilderImpl {
     if (level <= top && concurrent_) lock_global.unlock();
 
     if (level < top) {  // greedy descent to the element's top level
-      float best = distance_(vec, VectorPtr(ep), params_.dim);
+      float best = Dist(vec, ElemPtr(ep));
       tableint ids[kMaxM];
       for (int lc = top; lc > level; lc--) {
         bool changed = true;
@@ -430,7 +480,7 @@ class GraphBuilderImpl {
           }
           for (std::size_t i = 0; i < count; i++) {
             if (i + 1 < count) Prefetch(ids[i + 1]);
-            float d = distance_(vec, VectorPtr(ids[i]), params_.dim);
+            float d = Dist(vec, ElemPtr(ids[i]));
             if (d < best) {
               best = d;
               ep = ids[i];
@@ -501,7 +551,7 @@ class GraphBuilderImpl {
     float worst = -std::numeric_limits<float>::infinity();
     for (std::size_t i = 0; i < count; i++) {
       if ((*indeg)[links[i]] < 2 || pinned[links[i]]) continue;
-      float d = distance_(VectorPtr(y), VectorPtr(links[i]), params_.dim);
+      float d = Dist(ElemPtr(y), ElemPtr(links[i]));
       if (d > worst || victim == count) {
         worst = d;
         victim = i;
@@ -521,12 +571,12 @@ class GraphBuilderImpl {
     std::size_t count;
     const tableint* links = Links0(x, &count);
     for (std::size_t i = 0; i < count; i++) {
-      out->emplace_back(distance_(VectorPtr(x), VectorPtr(links[i]), params_.dim), links[i]);
+      out->emplace_back(Dist(ElemPtr(x), ElemPtr(links[i])), links[i]);
     }
     std::sort(out->begin(), out->end());
     tableint ep = index_->enterpoint_node_;
-    const float* vec = VectorPtr(x);
-    float best = distance_(vec, VectorPtr(ep), params_.dim);
+    const unsigned char* vec = ElemPtr(x);
+    float best = Dist(vec, ElemPtr(ep));
     for (int lc = index_->maxlevel_; lc > 0; lc--) {
       bool changed = true;
       while (changed) {
@@ -535,7 +585,7 @@ class GraphBuilderImpl {
         const std::size_t n = index_->getListCount(list);
         const tableint* up = reinterpret_cast<const tableint*>(list + 1);
         for (std::size_t i = 0; i < n; i++) {
-          float d = distance_(vec, VectorPtr(up[i]), params_.dim);
+          float d = Dist(vec, ElemPtr(up[i]));
           if (d < best) {
             best = d;
             ep = up[i];
@@ -668,6 +718,9 @@ Status GraphBuilder::Create(const BuildParams& p, GraphBuilder** out) {
     default:
       return Status::Error(StatusCode::kInvalidInput, "invalid hnsw build metric");
   }
+  if (p.sq8.dim != 0 && (p.sq8.dim != p.dim || p.sq8.lo == nullptr || p.sq8.scale == nullptr)) {
+    return Status::Error(StatusCode::kInvalidInput, "invalid SQ8 parameters for the hnsw build");
+  }
   GraphBuilder* b = new (std::nothrow) GraphBuilder();
   if (b == nullptr) return Status::Error(StatusCode::kOutOfMemory, "out of memory");
   try {
@@ -693,18 +746,29 @@ Status GraphBuilder::Append(const float* vec, std::uint64_t payload, std::size_t
   }
   if ((s.rows_ >> s.chunk_shift_) == s.chunks_.size()) {
     try {
-      s.chunks_.emplace_back(new Chunk(ChunkBytes(s.params_.dim)));
+      s.chunks_.emplace_back(new Chunk(ChunkBytes(s.elem_bytes_)));
     } catch (...) {
       s.SetDetail("std::bad_alloc");
       return Status::Error(StatusCode::kOutOfMemory, "out of memory while loading the hnsw build");
     }
   }
   unsigned char* r = s.RowPtr(s.rows_);
-  float* dst = reinterpret_cast<float*>(r + 16);
-  std::memcpy(dst, vec, s.params_.dim * sizeof(float));
-  if (IndexNormalizes(s.params_.metric) && !NormalizeInPlace(dst, s.params_.dim)) {
-    s.SetDetail("zero norm");
-    return Status::Error(StatusCode::kInvalidInput, "a vector with zero norm cannot be indexed for cosine distance");
+  if (s.quantized_) {
+    // The side data come from the float vector (Sq8Encode normalizes under cosine).
+    Sq8ElementInfo info;
+    Status st = Sq8Encode(s.params_.sq8, s.params_.metric, vec, r + 16 + sizeof info, &info);
+    if (!st.ok()) {
+      s.SetDetail(st.message);
+      return st;
+    }
+    std::memcpy(r + 16, &info, sizeof info);
+  } else {
+    float* dst = reinterpret_cast<float*>(r + 16);
+    std::memcpy(dst, vec, s.params_.dim * sizeof(float));
+    if (IndexNormalizes(s.params_.metric) && !NormalizeInPlace(dst, s.params_.dim)) {
+      s.SetDetail("zero norm");
+      return Status::Error(StatusCode::kInvalidInput, "a vector with zero norm cannot be indexed for cosine distance");
+    }
   }
   std::memcpy(r, &payload, sizeof payload);
   r[8] = static_cast<unsigned char>(s.DrawLevel());
@@ -802,7 +866,12 @@ std::size_t GraphBuilder::rows() const { return impl_->rows_; }
 std::size_t GraphBuilder::inserted() const { return impl_->inserted_; }
 std::size_t GraphBuilder::dim() const { return impl_->params_.dim; }
 int GraphBuilder::m() const { return impl_->params_.m; }
-const float* GraphBuilder::Vector(std::size_t row) const { return impl_->VectorPtr(row); }
+bool GraphBuilder::quantized() const { return impl_->quantized_; }
+const float* GraphBuilder::Vector(std::size_t row) const {
+  return impl_->quantized_ ? nullptr : reinterpret_cast<const float*>(impl_->ElemPtr(row));
+}
+const unsigned char* GraphBuilder::Element(std::size_t row) const { return impl_->ElemPtr(row); }
+std::size_t GraphBuilder::ElementBytes() const { return impl_->elem_bytes_; }
 std::uint64_t GraphBuilder::Payload(std::size_t row) const { return impl_->PayloadOf(row); }
 int GraphBuilder::Level(std::size_t row) const { return impl_->LevelOf(row); }
 
@@ -829,8 +898,19 @@ Status GraphBuilder::Search(const float* query, std::size_t k, std::size_t ef, s
   const GraphBuilderImpl& s = *impl_;
   if (!s.index_ || s.inserted_ == 0 || k == 0) return Status::Ok();
   try {
+    // hnswlib's data is a pointer to an element: the query's vector, or its encoding.
+    std::vector<unsigned char> encoded;
+    const unsigned char* elem = reinterpret_cast<const unsigned char*>(query);
+    if (s.quantized_) {
+      encoded.resize(s.elem_bytes_);
+      Sq8ElementInfo info;
+      Status st = Sq8Encode(s.params_.sq8, s.params_.metric, query, encoded.data() + sizeof info, &info);
+      if (!st.ok()) return st;
+      std::memcpy(encoded.data(), &info, sizeof info);
+      elem = encoded.data();
+    }
     s.index_->setEf(ef);
-    auto result = s.index_->searchKnn(&query, k);
+    auto result = s.index_->searchKnn(&elem, k);
     std::size_t n = result.size();
     *found = n;
     while (!result.empty()) {  // farthest first
@@ -856,8 +936,9 @@ std::size_t GraphBuilder::MemoryUsage() const {
   if (!s.chunks_.empty()) {
     std::size_t last = ((s.rows_ - ((s.chunks_.size() - 1) << s.chunk_shift_)) * s.row_stride_ + kHugePage - 1) &
                        ~(kHugePage - 1);
-    bytes += (s.chunks_.size() - 1) * ChunkBytes(s.params_.dim) + last;
+    bytes += (s.chunks_.size() - 1) * ChunkBytes(s.elem_bytes_) + last;
   }
+  bytes += (s.sq8_lo_.capacity() + s.sq8_scale_.capacity()) * sizeof(float);
   bytes += s.chunks_.capacity() * (sizeof(void*) + sizeof(Chunk) + kMallocOverhead);
   if (s.index_) {
     std::size_t n = s.index_->max_elements_;
@@ -870,28 +951,30 @@ std::size_t GraphBuilder::MemoryUsage() const {
 
 const char* GraphBuilder::ErrorDetail() const { return impl_->detail_; }
 
-std::size_t BuildBytesPerElement(std::size_t dim, int m, int threads) {
+std::size_t BuildBytesPerElement(std::size_t dim, int m, int threads, bool sq8) {
   // A row's share of its chunk (whose last huge page may be partly used).
-  std::size_t rows_per_chunk = std::size_t{1} << ChunkShift(dim);
-  std::size_t row = (ChunkBytes(dim) + rows_per_chunk - 1) / rows_per_chunk;
+  const std::size_t elem = ElementBytesOf(dim, sq8);
+  std::size_t rows_per_chunk = std::size_t{1} << ChunkShift(elem);
+  std::size_t row = (ChunkBytes(elem) + rows_per_chunk - 1) / rows_per_chunk;
   std::size_t visited = static_cast<std::size_t>(std::max(1, threads)) * sizeof(hnswlib::vl_type);
   return row + HnswlibBytesPerElement(m) + visited + UpperLinkBytesPerElement(m);
 }
 
-std::size_t BuildFixedBytes(std::size_t dim, int m) {
+std::size_t BuildFixedBytes(std::size_t dim, int m, bool sq8) {
   // The last chunk's and hnswlib's level-0 array's partly used huge pages,
   // hnswlib's update locks and objects, the chunk pointer array, and a
-  // margin for the allocator (m: reserved).
-  (void)dim;
+  // margin for the allocator (m: reserved); SQ8: the builder's copy of the
+  // params.
   (void)m;
+  const std::size_t params = sq8 ? 2 * (dim * sizeof(float) + kMallocOverhead) : 0;
   return 2 * kHugePage + kUpdateLocks * sizeof(std::mutex) + sizeof(Index) + sizeof(GraphBuilderImpl) +
-         (std::size_t{64} << 10);
+         (std::size_t{64} << 10) + params;
 }
 
-std::size_t BuildCapacity(std::size_t budget, std::size_t dim, int m, int threads) {
-  std::size_t fixed = BuildFixedBytes(dim, m);
+std::size_t BuildCapacity(std::size_t budget, std::size_t dim, int m, int threads, bool sq8) {
+  std::size_t fixed = BuildFixedBytes(dim, m, sq8);
   if (budget <= fixed) return 0;
-  std::size_t n = (budget - fixed) / BuildBytesPerElement(dim, m, threads);
+  std::size_t n = (budget - fixed) / BuildBytesPerElement(dim, m, threads, sq8);
   return std::min<std::size_t>(n, (std::size_t{1} << 32) - 1);
 }
 

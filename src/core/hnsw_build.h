@@ -7,6 +7,13 @@
 // mutual linking); the distances are ours (IndexDistanceFn), the vectors are
 // stored once in the builder and hnswlib keeps a pointer to each.
 //
+// With BuildParams::sq8 set (an SQ8 index, its parameters trained first),
+// the builder keeps SQ8 codes instead of floats: each row is encoded at
+// Append (Sq8Encode: codes and Sq8ElementInfo, the side data computed from
+// the float vector), the floats are not kept, and every distance of the
+// build is code to code (Sq8CodeDistance, the distance the index's own
+// inserts use). A row then takes 12 + dim bytes instead of 4 dim.
+//
 // Rows are numbered 0, 1, ... in Append order; a row's number is its element
 // id in the graph. Levels are drawn at Append from a generator seeded with
 // BuildParams::seed, so they do not depend on the number of threads; with one
@@ -21,6 +28,7 @@
 #include <cstdint>
 
 #include "core/distance.h"
+#include "core/sq8.h"
 #include "core/status.h"
 
 namespace vecext {
@@ -38,6 +46,9 @@ struct BuildParams {
   // in their free places (SelectNeighbors' keep_pruned): denser lists, and
   // higher recall at the same ef_search for a somewhat slower build.
   bool keep_pruned = false;
+  // SQ8 parameters (sq8.dim == dim; the builder copies lo and scale): the
+  // builder holds codes, not floats. sq8.dim == 0: floats.
+  Sq8Params sq8;
 };
 
 // Polled by every build thread between two points; true means stop.
@@ -56,6 +67,8 @@ class GraphBuilder {
   // Copies vec (dim floats) as the next row, with an opaque payload.
   // Under cosine the copy is L2-normalized; a zero or non-finite norm is
   // kInvalidInput and adds no row. kLimitExceeded when capacity rows exist.
+  // SQ8 (quantized()): the row is encoded instead (values outside the
+  // trained range clamp); kNotFinite for a NaN or infinite element.
   Status Append(const float* vec, std::uint64_t payload, std::size_t* row = nullptr);
 
   // Inserts rows [begin, end) into the graph with `threads` threads (the
@@ -86,8 +99,15 @@ class GraphBuilder {
   std::size_t dim() const;
   int m() const;
 
+  bool quantized() const;  // BuildParams::sq8 was set: rows are SQ8 codes
+
   // REQUIRES: row < rows().
-  const float* Vector(std::size_t row) const;  // normalized under cosine
+  const float* Vector(std::size_t row) const;  // normalized under cosine; REQUIRES: !quantized()
+  // The row as the index stores an element's data: Sq8ElementInfo (12
+  // bytes) then dim codes when quantized(), else Vector(row). ElementBytes()
+  // bytes, 4-byte aligned.
+  const unsigned char* Element(std::size_t row) const;
+  std::size_t ElementBytes() const;
   std::uint64_t Payload(std::size_t row) const;
   int Level(std::size_t row) const;
 
@@ -104,7 +124,8 @@ class GraphBuilder {
 
   // Approximate k-NN over the inserted rows (for tests and checks), nearest
   // first. ids/dists have room for k; *found receives how many were written.
-  // query is compared as is (the caller normalizes under cosine).
+  // query is compared as is (the caller normalizes under cosine). When
+  // quantized(), the query is encoded first and compared code to code.
   Status Search(const float* query, std::size_t k, std::size_t ef, std::uint32_t* ids, float* dists,
                 std::size_t* found) const;
 
@@ -126,12 +147,13 @@ class GraphBuilder {
 
 // Memory model, used to keep a build within maintenance_work_mem: a builder
 // of n rows built with `threads` threads allocates at most
-//   BuildFixedBytes(dim, m) + n * BuildBytesPerElement(dim, m, threads).
-std::size_t BuildBytesPerElement(std::size_t dim, int m, int threads);
-std::size_t BuildFixedBytes(std::size_t dim, int m);
+//   BuildFixedBytes(dim, m, sq8) + n * BuildBytesPerElement(dim, m, threads, sq8)
+// (sq8: the builder holds SQ8 codes, BuildParams::sq8 set).
+std::size_t BuildBytesPerElement(std::size_t dim, int m, int threads, bool sq8 = false);
+std::size_t BuildFixedBytes(std::size_t dim, int m, bool sq8 = false);
 
 // The most rows that fit in `budget` bytes (0 if not even the fixed part fits).
-std::size_t BuildCapacity(std::size_t budget, std::size_t dim, int m, int threads);
+std::size_t BuildCapacity(std::size_t budget, std::size_t dim, int m, int threads, bool sq8 = false);
 
 }  // namespace hnsw
 }  // namespace vecext

@@ -1,10 +1,14 @@
 // hnsw index build: ambuild and ambuildempty.
 //
+// 0. SQ8 only: a first table_index_build_scan trains the quantizer (the
+//    per-dimension min and max of every indexable row, streamed: nothing is
+//    kept), so that the builder can hold codes instead of floats.
 // 1. Load: table_index_build_scan collects every indexable row (prepared by
 //    HnswPrepareValue: NULLs and zero vectors under cosine are skipped) into
 //    an in-memory GraphBuilder (src/core/hnsw_build.h), which holds the
-//    vectors and the heap TIDs. Its size is bounded by maintenance_work_mem
-//    through the core's memory model.
+//    vectors (SQ8: their codes and side data, encoded from the floats) and
+//    the heap TIDs. Its size is bounded by maintenance_work_mem through the
+//    core's memory model, so an SQ8 build holds 3-4 times more rows.
 // 2. Graph: the builder inserts the rows with max_parallel_maintenance_workers
 //    + 1 threads, in chunks; between chunks this (the leader) thread checks
 //    for interrupts and reports progress. The build threads run core code
@@ -63,6 +67,7 @@ using vecext::hnsw::GraphBuilder;
 #define HNSW_PHASE_GRAPH 3
 #define HNSW_PHASE_WRITE 4
 #define HNSW_PHASE_INSERT 5
+#define HNSW_PHASE_TRAIN 6
 
 // Rows per builder call per thread: interrupts and progress are handled between calls.
 #define HNSW_BUILD_CHUNK_ROWS 1024
@@ -101,10 +106,17 @@ struct HnswBuildState {
   HnswBuilderOwner* owner;
   MemoryContext build_ctx;  // owns the builder and the page-writing arrays
   MemoryContext tuple_ctx;  // reset after every heap tuple
+  // SQ8: the quantizer, trained by the first scan (sq8_trained once finished).
+  bool training;          // the first scan is running
+  bool sq8_trained;
+  vecext::Sq8Trainer trainer;  // lo/scale below hold its ranges, then the params
+  float* sq8_lo;
+  float* sq8_scale;
   double loaded;          // rows given to the builder
   double inserted;        // rows inserted one by one after the graph was written
   bool written;           // the in-memory graph is on pages: later rows go through HnswInsertElement
-  double graph_seconds;   // timings for the DEBUG1 summary
+  double train_seconds;   // timings for the DEBUG1 summary
+  double graph_seconds;
   double pages_seconds;
 };
 
@@ -152,10 +164,10 @@ static void HnswBuildCheck(HnswBuildState* bs, Status st, const char* what) {
 // The most rows the builder may hold, from maintenance_work_mem (the element
 // TIDs of the page writer count too).
 static Size HnswBuildCapacity(HnswBuildState* bs, int dim) {
-  const Size fixed = vecext::hnsw::BuildFixedBytes((size_t)dim, bs->m);
+  const Size fixed = vecext::hnsw::BuildFixedBytes((size_t)dim, bs->m, bs->sq8_trained);
   // A metadata signature takes a few dozen bytes (counted as 64) and its offset.
-  const Size per = vecext::hnsw::BuildBytesPerElement((size_t)dim, bs->m, bs->threads) + sizeof(ItemPointerData) +
-                   (bs->filter ? 64 + sizeof(uint64) : 0);
+  const Size per = vecext::hnsw::BuildBytesPerElement((size_t)dim, bs->m, bs->threads, bs->sq8_trained) +
+                   sizeof(ItemPointerData) + (bs->filter ? 64 + sizeof(uint64) : 0);
   if (bs->budget <= fixed) return 0;
   Size rows = (bs->budget - fixed) / per;
   return Min(rows, (Size)UINT32_MAX - 1);
@@ -173,6 +185,11 @@ static void HnswBuildCreateBuilder(HnswBuildState* bs, int dim) {
   params.capacity = HnswBuildCapacity(bs, dim);
   params.seed = HNSW_BUILD_SEED;
   params.keep_pruned = hnsw_build_keep_pruned;
+  if (bs->sq8_trained) {  // the builder holds codes (the builder copies the params)
+    params.sq8.dim = (uint32_t)dim;
+    params.sq8.lo = bs->sq8_lo;
+    params.sq8.scale = bs->sq8_scale;
+  }
   GraphBuilder* builder = NULL;
   Status st = GraphBuilder::Create(params, &builder);
   // No Postgres call between Create and the callback's registration.
@@ -344,19 +361,25 @@ static void HnswWritePages(HnswBuildState* bs) {
   const int64 progress_values[] = {HNSW_PHASE_WRITE, (int64)n, 0};
   pgstat_progress_update_multi_param(3, progress_index, progress_values);
 
-  // SQ8: the parameters, trained on every row of the graph (so none clamps),
-  // go on the pages right after the metapage.
+  // SQ8: the parameters, trained by the first scan on every row of the
+  // table (so none clamps), go on the pages right after the metapage. A
+  // builder of floats (the first scan found no row, but the second did:
+  // only under CREATE INDEX CONCURRENTLY) trains on the rows of the graph.
   unsigned char* blob = NULL;
   Size blob_bytes = 0;
   BlockNumber params_pages = 0;
   if (n > 0 && bs->quantization == HNSW_QUANT_SQ8) {
-    float* lo = (float*)palloc(sizeof(float) * (Size)dim);
-    float* scale = (float*)palloc(sizeof(float) * (Size)dim);
-    vecext::Sq8Trainer t;
-    HnswBuildCheck(bs, vecext::Sq8TrainerInit(&t, (uint32_t)dim, (vecext::Metric)bs->metric, lo, scale),
-                   "training SQ8");
-    for (size_t i = 0; i < n; i++) (void)vecext::Sq8TrainerAdd(&t, b->Vector(i));  // rows were validated
-    HnswBuildCheck(bs, vecext::Sq8TrainerFinish(&t), "training SQ8");
+    float* lo = bs->sq8_lo;
+    float* scale = bs->sq8_scale;
+    if (!b->quantized()) {
+      lo = (float*)palloc(sizeof(float) * (Size)dim);
+      scale = (float*)palloc(sizeof(float) * (Size)dim);
+      vecext::Sq8Trainer t;
+      HnswBuildCheck(bs, vecext::Sq8TrainerInit(&t, (uint32_t)dim, (vecext::Metric)bs->metric, lo, scale),
+                     "training SQ8");
+      for (size_t i = 0; i < n; i++) (void)vecext::Sq8TrainerAdd(&t, b->Vector(i));  // rows were validated
+      HnswBuildCheck(bs, vecext::Sq8TrainerFinish(&t), "training SQ8");
+    }
     vecext::Sq8Params p;
     p.dim = (uint32_t)dim;
     p.lo = lo;
@@ -437,6 +460,10 @@ static void HnswWritePages(HnswBuildState* bs) {
   HnswStoreInit(&store, bs->index, dim, m, bs->metric, bs->quantization, CurrentMemoryContext, 0);
   if (bs->quantization == HNSW_QUANT_SQ8 && store.sq8.dim != (uint32)dim)
     elog(ERROR, "hnsw build of \"%s\": the SQ8 parameters were not written", RelationGetRelationName(bs->index));
+  // A builder of codes holds each element's data as the store lays it out.
+  if (b->quantized() && (Size)store.data_size != b->ElementBytes())
+    elog(ERROR, "hnsw build of \"%s\": element of %zu bytes, the store expects %zu", RelationGetRelationName(bs->index),
+         b->ElementBytes(), (size_t)store.data_size);
 
   // The element pages.
   const int max_level = HnswMaxLevelForM(m, bs->link_codes);
@@ -485,7 +512,11 @@ static void HnswWritePages(HnswBuildState* bs) {
     etup->level = (uint8)level;
     etup->flags = 0;
     HnswUnpackTid(b->Payload(i), &etup->heaptid);
-    HnswStoreEncode(&store, b->Vector(i), etup->vec);
+    if (b->quantized()) {
+      memcpy(etup->vec, b->Element(i), b->ElementBytes());
+    } else {
+      HnswStoreEncode(&store, b->Vector(i), etup->vec);
+    }
     if (bs->filter) {
       const uint16 len = (uint16)(bs->sig_off[i + 1] - bs->sig_off[i]);
       char* at = (char*)etup->vec + store.data_size;
@@ -525,8 +556,9 @@ static void HnswBuildFlush(HnswBuildState* bs) {
 
 // The first row that does not fit: write what fits, then go on row by row.
 static void HnswBuildOverflow(HnswBuildState* bs) {
-  const Size per_row = vecext::hnsw::BuildBytesPerElement((size_t)bs->dimensions, bs->m, bs->threads) +
-                       sizeof(ItemPointerData);
+  const Size per_row =
+      vecext::hnsw::BuildBytesPerElement((size_t)bs->dimensions, bs->m, bs->threads, bs->sq8_trained) +
+      sizeof(ItemPointerData);
   ereport(NOTICE,
           (errmsg("hnsw graph no longer fits into maintenance_work_mem after %.0f tuples", bs->loaded),
            errdetail("The remaining tuples of index \"%s\" are inserted one at a time, which is much slower.",
@@ -560,6 +592,20 @@ static void HnswBuildKeepSignature(HnswBuildState* bs, size_t row, const bytea* 
   bs->sig_off[row + 1] = bs->sig_len;
 }
 
+// The first scan of an SQ8 build: the row's vector widens the trained ranges.
+static void HnswBuildTrainRow(HnswBuildState* bs, const Vector* v) {
+  if (bs->sq8_lo == NULL) {
+    bs->sq8_lo = (float*)MemoryContextAlloc(bs->build_ctx, sizeof(float) * (Size)v->dim);
+    bs->sq8_scale = (float*)MemoryContextAlloc(bs->build_ctx, sizeof(float) * (Size)v->dim);
+    HnswBuildCheck(bs, vecext::Sq8TrainerInit(&bs->trainer, (uint32_t)v->dim, (vecext::Metric)bs->metric,
+                                              bs->sq8_lo, bs->sq8_scale),
+                   "training SQ8");
+  }
+  // Errors: a zero vector under cosine (not indexed; HnswPrepareValue skips
+  // those already) or a non-finite element (the vector type has none).
+  (void)vecext::Sq8TrainerAdd(&bs->trainer, v->x);
+}
+
 static void HnswBuildCallbackImpl(Relation index, ItemPointer tid, Datum* values, bool* isnull,
                                   HnswBuildState* bs) {
   if (isnull[0]) return;
@@ -567,7 +613,9 @@ static void HnswBuildCallbackImpl(Relation index, ItemPointer tid, Datum* values
   Vector* v = HnswPrepareValue(index, values[0], bs->dimensions);
   if (v != NULL) {
     if (bs->dimensions <= 0) bs->dimensions = v->dim;  // a column without typmod: the first row decides
-    if (!bs->written) {
+    if (bs->training) {
+      HnswBuildTrainRow(bs, v);
+    } else if (!bs->written) {
       if (bs->owner == NULL) HnswBuildCreateBuilder(bs, v->dim);
       size_t row = 0;
       Status st = bs->owner->builder->Append(v->x, HnswPackTid(tid), &row);
@@ -580,7 +628,7 @@ static void HnswBuildCallbackImpl(Relation index, ItemPointer tid, Datum* values
         HnswBuildCheck(bs, st, "loading a row");
       }
     }
-    if (bs->written) {
+    if (!bs->training && bs->written) {
       HnswInsertElement(index, bs->heap, v->x, v->dim, tid, true,
                         bs->filter ? HnswRowSignature(index, values[1], isnull[1]) : NULL);
       bs->inserted++;
@@ -635,6 +683,22 @@ static IndexBuildResult* HnswBuildImpl(Relation heap, Relation index, IndexInfo*
   bs->tuple_ctx = AllocSetContextCreate(bs->build_ctx, "hnsw build tuple", ALLOCSET_DEFAULT_SIZES);
 
   instr_time start;
+  if (bs->quantization == HNSW_QUANT_SQ8) {
+    // SQ8: train on a first scan, so that the builder can hold codes. A
+    // second scan costs less than the memory it saves (docs/quantization.md).
+    // Under CREATE INDEX CONCURRENTLY the second scan may see rows the first
+    // did not: those clamp to the trained range, like later inserts.
+    INSTR_TIME_SET_CURRENT(start);
+    pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_TRAIN);
+    bs->training = true;
+    (void)table_index_build_scan(heap, index, indexInfo, true, true, HnswBuildCallback, bs, NULL);
+    bs->training = false;
+    if (bs->sq8_lo != NULL && bs->trainer.count > 0) {
+      HnswBuildCheck(bs, vecext::Sq8TrainerFinish(&bs->trainer), "training SQ8");
+      bs->sq8_trained = true;
+    }
+    bs->train_seconds = HnswSecondsSince(start);
+  }
   INSTR_TIME_SET_CURRENT(start);
   pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_LOAD);
   double reltuples = table_index_build_scan(heap, index, indexInfo, true, true, HnswBuildCallback, bs, NULL);
@@ -645,10 +709,10 @@ static IndexBuildResult* HnswBuildImpl(Relation heap, Relation index, IndexInfo*
   if (RelationNeedsWAL(index))
     log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
   elog(DEBUG1,
-       "hnsw build of \"%s\": %.0f rows in memory, %.0f inserted one by one; scan %.2f s, graph %.2f s "
-       "(%d threads), pages %.2f s, WAL %.2f s",
-       RelationGetRelationName(index), bs->loaded, bs->inserted, scan_seconds, bs->graph_seconds, bs->threads,
-       bs->pages_seconds, HnswSecondsSince(start));
+       "hnsw build of \"%s\": %.0f rows in memory (%s), %.0f inserted one by one; SQ8 training scan %.2f s, "
+       "scan %.2f s, graph %.2f s (%d threads), pages %.2f s, WAL %.2f s",
+       RelationGetRelationName(index), bs->loaded, bs->sq8_trained ? "SQ8 codes" : "floats", bs->inserted,
+       bs->train_seconds, scan_seconds, bs->graph_seconds, bs->threads, bs->pages_seconds, HnswSecondsSince(start));
 
   IndexBuildResult* result = (IndexBuildResult*)palloc0(sizeof(IndexBuildResult));
   result->heap_tuples = reltuples;
@@ -696,6 +760,8 @@ char* hnswbuildphasename(int64 phasenum) {
     switch (phasenum) {
       case PROGRESS_CREATEIDX_SUBPHASE_INITIALIZE:
         return (char*)"initializing";
+      case HNSW_PHASE_TRAIN:
+        return (char*)"training SQ8 quantizer";
       case HNSW_PHASE_LOAD:
         return (char*)"loading tuples";
       case HNSW_PHASE_GRAPH:

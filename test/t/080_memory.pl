@@ -4,11 +4,16 @@
 #     1MB (the build falls back to inserting row by row, with a NOTICE):
 #     the fallback stays near its budget, and its index is correct
 #     (hnsw_index_check, recall against exact search);
+#   - an SQ8 index of wider rows (its builder holds codes, not floats) with
+#     a maintenance_work_mem in which the unquantized build spills: the SQ8
+#     build stays in memory, needs less memory than the unquantized one with
+#     a large budget, and its index is correct;
 #   - scans with LIMIT 1000000 under several hnsw.max_scan_tuples, with and
 #     without a filter that rejects every row: memory is bounded by
 #     max_scan_tuples, not by LIMIT or the table.
 # The figures are printed; the assertions are generous bounds.
-# VECEXT_MEMORY_ROWS (20000), VECEXT_MEMORY_DIM (32), VECEXT_MEMORY_SEED.
+# VECEXT_MEMORY_ROWS (20000), VECEXT_MEMORY_DIM (32), VECEXT_MEMORY_SEED;
+# the SQ8 part: VECEXT_MEMORY_SQ8_ROWS (10000) x 256 dimensions, 16MB.
 use strict;
 use warnings;
 
@@ -95,6 +100,50 @@ $node->safe_psql('postgres', 'DROP INDEX items_mem');
 my @queries = map { rand_vector($DIM) } 1 .. 50;
 my $recall = recall_at($node, 'items', '<->', \@queries, 10, 'SET hnsw.ef_search = 100;');
 cmp_ok($recall, '>=', 0.8, sprintf('the fallback-built index has recall@10 %.3f (ef_search 100)', $recall));
+
+# ---- SQ8: the builder holds codes (12 + dim bytes a row instead of 4 dim)
+my $SQ8_ROWS = env_int('VECEXT_MEMORY_SQ8_ROWS', 10000);
+my $SQ8_DIM  = 256;
+$node->safe_psql('postgres', qq{
+	CREATE TABLE wide (id int PRIMARY KEY, embedding vector($SQ8_DIM));
+	ALTER TABLE wide ALTER COLUMN embedding SET STORAGE PLAIN;
+	INSERT INTO wide SELECT i, (SELECT array_agg(random() * 2 - 1) FROM generate_series(1, $SQ8_DIM) WHERE i > 0)::vector
+	  FROM generate_series(1, $SQ8_ROWS) i;
+	VACUUM ANALYZE wide;
+});
+# With 16MB the unquantized graph holds about 8000 rows of 256 dimensions,
+# the SQ8 graph about 19,000 (the memory model: hnsw_build.h).
+my %none_small = measure("SET maintenance_work_mem = '16MB'; SET client_min_messages = notice;
+	CREATE INDEX wide_none ON wide USING hnsw (embedding) $opts;");
+like($none_small{err}, qr/NOTICE:\s+hnsw graph no longer fits into maintenance_work_mem after \d+ tuples/,
+	"the unquantized build of $SQ8_ROWS x $SQ8_DIM spills with 16MB") or diag($none_small{err});
+my ($none_fit) = $none_small{err} =~ /after (\d+) tuples/;
+my %sq8_small = measure("SET maintenance_work_mem = '16MB'; SET client_min_messages = notice;
+	CREATE INDEX wide_sq8 ON wide USING hnsw (embedding) WITH (m = 16, ef_construction = 64, quantization = 'sq8');");
+unlike($sq8_small{err}, qr/ERROR|no longer fits/, 'the SQ8 build of the same rows stays in memory with 16MB')
+  or diag($sq8_small{err});
+note(sprintf('%d x %d with 16MB: the unquantized build spills after %s rows; SQ8 peak RssAnon +%s',
+		$SQ8_ROWS, $SQ8_DIM, $none_fit // '?', mb($sq8_small{peak} - $sq8_small{base})));
+cmp_ok($sq8_small{peak} - $sq8_small{base}, '<', 16 * 1024 + 8 * 1024,
+	'the SQ8 build stays near its 16MB budget');
+check_index_ok($node, 'wide_sq8', 'the SQ8 index built from codes passes hnsw_index_check');
+$node->safe_psql('postgres', 'DROP INDEX wide_none');
+my @wide_queries = map { rand_vector($SQ8_DIM) } 1 .. 20;
+my $sq8_recall = recall_at($node, 'wide', '<->', \@wide_queries, 10, 'SET hnsw.ef_search = 200;');
+cmp_ok($sq8_recall, '>=', 0.7, sprintf('the SQ8 index built from codes has recall@10 %.3f (ef_search 200)', $sq8_recall));
+$node->safe_psql('postgres', 'DROP INDEX wide_sq8');
+# With a large budget both stay in memory; the SQ8 build needs far less.
+my %none_big = measure("SET maintenance_work_mem = '512MB'; SET client_min_messages = notice;
+	CREATE INDEX wide_none ON wide USING hnsw (embedding) $opts;");
+my %sq8_big = measure("SET maintenance_work_mem = '512MB'; SET client_min_messages = notice;
+	CREATE INDEX wide_sq8 ON wide USING hnsw (embedding) WITH (m = 16, ef_construction = 64, quantization = 'sq8');");
+unlike($none_big{err} . $sq8_big{err}, qr/ERROR|no longer fits/, 'both builds run in memory with 512MB');
+my $none_peak = $none_big{peak} - $none_big{base};
+my $sq8_peak  = $sq8_big{peak} - $sq8_big{base};
+note(sprintf('%d x %d in memory: unquantized build peak RssAnon +%s, SQ8 +%s', $SQ8_ROWS, $SQ8_DIM, mb($none_peak),
+		mb($sq8_peak)));
+cmp_ok($sq8_peak, '<', 0.75 * $none_peak, 'the SQ8 build needs clearly less memory than the unquantized one');
+$node->safe_psql('postgres', 'DROP TABLE wide');
 
 # ---- scans with a huge LIMIT
 my $q = rand_vector($DIM);

@@ -1,11 +1,14 @@
 // Unit tests of the in-memory HNSW graph builder (src/core/hnsw_build.h):
 // recall against exact search (through hnswlib's search and through our own
 // search over the graph as read back for the pages), graph invariants,
-// parallel builds, determinism, cancellation, errors and the memory model.
+// parallel builds, determinism, cancellation, errors and the memory model;
+// and the same for a builder that holds SQ8 codes (BuildParams::sq8).
 #include <malloc.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
+#include <string>
 
 #include <algorithm>
 #include <atomic>
@@ -21,6 +24,7 @@
 
 #include "core/hnsw_build.h"
 #include "core/index_distance.h"
+#include "core/sq8.h"
 
 namespace vecext {
 namespace hnsw {
@@ -483,6 +487,353 @@ TEST(HnswBuild, MemoryEstimateCoversActualUse) {
     }
   }
   EXPECT_EQ(BuildCapacity(1000, 128, 16, 1), 0u);
+}
+
+// ---- a builder of SQ8 codes ------------------------------------------------------
+
+// SQ8 params trained on every row (as the index build's first scan does).
+struct TrainedSq8 {
+  std::vector<float> lo, scale;
+  Sq8Params View() const {
+    Sq8Params p;
+    p.dim = static_cast<std::uint32_t>(lo.size());
+    p.lo = lo.data();
+    p.scale = scale.data();
+    return p;
+  }
+};
+
+TrainedSq8 TrainOn(const std::vector<float>& data, std::size_t dim, Metric metric) {
+  TrainedSq8 t;
+  t.lo.resize(dim);
+  t.scale.resize(dim);
+  std::vector<const float*> rows;
+  for (std::size_t i = 0; i < data.size() / dim; i++) rows.push_back(&data[i * dim]);
+  EXPECT_TRUE(Sq8Train(rows.data(), rows.size(), static_cast<std::uint32_t>(dim), metric, t.lo.data(),
+                       t.scale.data())
+                  .ok());
+  return t;
+}
+
+BuildParams Sq8BuildParams(std::size_t dim, Metric metric, std::size_t capacity, const TrainedSq8& t, int m = 16,
+                           int efc = 100) {
+  BuildParams p = Params(dim, metric, capacity, m, efc);
+  p.sq8 = t.View();
+  return p;
+}
+
+// Exact index distances of q (raw) to every row of data (raw), in double.
+std::vector<float> ExactFromData(const std::vector<float>& data, std::size_t dim, Metric metric, const float* q) {
+  std::vector<float> qn(q, q + dim);
+  if (IndexNormalizes(metric)) NormalizeInPlace(qn.data(), dim);
+  DistanceFn fn = IndexDistanceFn(metric);
+  std::vector<float> out(data.size() / dim), row(dim);
+  for (std::size_t i = 0; i < out.size(); i++) {
+    std::copy(data.begin() + i * dim, data.begin() + (i + 1) * dim, row.begin());
+    if (IndexNormalizes(metric)) NormalizeInPlace(row.data(), dim);
+    out[i] = fn(qn.data(), row.data(), dim);
+  }
+  return out;
+}
+
+// What an SQ8 index scan does over the read-back graph: an HNSW search by
+// the asymmetric SQ8 distance (float query against codes), then the ef
+// candidates re-ranked by their exact distance (the table's vectors); the
+// k best. `elem(row)` gives a row's SQ8 element (side data, codes).
+template <class ElementOf>
+std::vector<std::uint32_t> Sq8ScanSearch(const GraphBuilder& b, const TrainedSq8& t, Metric metric, const float* q,
+                                         const std::vector<float>& exact, std::size_t k, std::size_t ef,
+                                         const ElementOf& elem) {
+  std::vector<float> buffer(Sq8QueryFloats(static_cast<std::uint32_t>(b.dim())));
+  Sq8Query query;
+  EXPECT_TRUE(Sq8PrepareQuery(t.View(), metric, q, buffer.data(), &query).ok());
+  auto dist = [&](std::uint32_t row) { return Sq8Distance(query, elem(row) + sizeof(Sq8ElementInfo)); };
+  std::uint32_t ep = 0;
+  int top = 0;
+  if (!b.EntryPoint(&ep, &top)) return {};
+  std::vector<std::uint32_t> links(2 * static_cast<std::size_t>(b.m()));
+  float best = dist(ep);
+  for (int lc = top; lc > 0; lc--) {
+    bool changed = true;
+    while (changed) {
+      changed = false;
+      std::size_t n = b.Neighbors(ep, lc, links.data());
+      for (std::size_t i = 0; i < n; i++) {
+        float d = dist(links[i]);
+        if (d < best) {
+          best = d;
+          ep = links[i];
+          changed = true;
+        }
+      }
+    }
+  }
+  using Item = std::pair<float, std::uint32_t>;
+  std::priority_queue<Item, std::vector<Item>, std::greater<Item>> candidates;
+  std::priority_queue<Item> result;
+  std::vector<bool> visited(b.inserted());
+  candidates.push({best, ep});
+  result.push({best, ep});
+  visited[ep] = true;
+  while (!candidates.empty()) {
+    Item c = candidates.top();
+    if (c.first > result.top().first && result.size() >= ef) break;
+    candidates.pop();
+    std::size_t n = b.Neighbors(c.second, 0, links.data());
+    for (std::size_t i = 0; i < n; i++) {
+      std::uint32_t e = links[i];
+      if (visited[e]) continue;
+      visited[e] = true;
+      float d = dist(e);
+      if (result.size() < ef || d < result.top().first) {
+        candidates.push({d, e});
+        result.push({d, e});
+        if (result.size() > ef) result.pop();
+      }
+    }
+  }
+  std::vector<Item> reranked;
+  for (; !result.empty(); result.pop()) reranked.push_back({exact[result.top().second], result.top().second});
+  std::sort(reranked.begin(), reranked.end());
+  std::vector<std::uint32_t> ids;
+  for (std::size_t i = 0; i < reranked.size() && i < k; i++) ids.push_back(reranked[i].second);
+  return ids;
+}
+
+// Encodes data's rows with t (what the float builder's pages get).
+std::vector<unsigned char> EncodeAll(const std::vector<float>& data, std::size_t dim, Metric metric,
+                                     const TrainedSq8& t) {
+  const std::size_t bytes = sizeof(Sq8ElementInfo) + dim;
+  std::vector<unsigned char> out(data.size() / dim * bytes);
+  for (std::size_t i = 0; i < data.size() / dim; i++) {
+    Sq8ElementInfo info;
+    EXPECT_TRUE(Sq8Encode(t.View(), metric, &data[i * dim], &out[i * bytes] + sizeof info, &info).ok());
+    std::memcpy(&out[i * bytes], &info, sizeof info);
+  }
+  return out;
+}
+
+// Mean recall@k of Sq8ScanSearch over the queries.
+double Sq8ScanRecall(const GraphBuilder& b, const TrainedSq8& t, Metric metric, const std::vector<float>& data,
+                     const std::vector<unsigned char>& encoded, const std::vector<float>& queries, std::size_t k,
+                     std::size_t ef) {
+  const std::size_t dim = b.dim();
+  const std::size_t bytes = sizeof(Sq8ElementInfo) + dim;
+  const std::size_t nq = queries.size() / dim;
+  double sum = 0;
+  for (std::size_t i = 0; i < nq; i++) {
+    const float* q = &queries[i * dim];
+    std::vector<float> exact = ExactFromData(data, dim, metric, q);
+    sum += RecallOf(exact,
+                    Sq8ScanSearch(b, t, metric, q, exact, k, ef,
+                                  [&](std::uint32_t row) { return &encoded[row * bytes]; }),
+                    k);
+  }
+  return sum / nq;
+}
+
+class Sq8MetricTest : public ::testing::TestWithParam<Metric> {};
+
+// The graph built from codes against the graph built from floats, both
+// searched as an SQ8 index scan does (SQ8 distance, exact re-rank): the
+// recall floor against brute force, and no more than 0.02 below the float
+// graph at any ef_search.
+TEST_P(Sq8MetricTest, CodeBuildRecallMatchesFloatBuild) {
+  const Metric metric = GetParam();
+  const std::size_t n = 4000, dim = 24, k = 10;
+  std::vector<float> data = ClusteredData(n, dim, 20, 7);
+  std::vector<float> queries = ClusteredData(100, dim, 20, 7 + 1000);
+  const TrainedSq8 t = TrainOn(data, dim, metric);
+  const std::vector<unsigned char> encoded = EncodeAll(data, dim, metric, t);
+  Owned floats, codes;
+  ASSERT_TRUE(GraphBuilder::Create(Params(dim, metric, n), &floats.b).ok());
+  ASSERT_TRUE(GraphBuilder::Create(Sq8BuildParams(dim, metric, n, t), &codes.b).ok());
+  EXPECT_FALSE(floats.b->quantized());
+  EXPECT_TRUE(codes.b->quantized());
+  for (Owned* o : {&floats, &codes}) {
+    Load(o->b, data, dim);
+    ASSERT_TRUE(o->b->AddRows(0, n, 1).ok());
+    std::size_t added = 0, unreachable = 0;
+    ASSERT_TRUE(o->b->EnsureReachable(&added, &unreachable).ok());
+    EXPECT_EQ(unreachable, 0u);
+    CheckGraph(*o->b);
+  }
+  // The builder's elements are the encoding the pages get.
+  for (std::size_t i = 0; i < n; i++) {
+    ASSERT_EQ(std::memcmp(codes.b->Element(i), &encoded[i * (12 + dim)], 12 + dim), 0) << "row " << i;
+  }
+  std::string figures;
+  for (std::size_t ef : {10, 20, 40, 80}) {
+    const double rf = Sq8ScanRecall(*floats.b, t, metric, data, encoded, queries, k, ef);
+    const double rc = Sq8ScanRecall(*codes.b, t, metric, data, encoded, queries, k, ef);
+    EXPECT_GE(rc, rf - 0.02) << "ef_search " << ef;
+    if (ef == 80) {
+      EXPECT_GE(rc, metric == Metric::kInnerProduct ? 0.9 : 0.97);
+    }
+    figures += std::to_string(ef) + ": " + std::to_string(rf) + " / " + std::to_string(rc) + "; ";
+  }
+  RecordProperty("recall_float_vs_codes", figures);
+  // hnswlib's own search over the codes (the query encoded): distances are
+  // code to code, the same as the index's inserts compute.
+  std::vector<std::uint32_t> ids(k);
+  std::vector<float> dists(k);
+  double recall = 0;
+  for (std::size_t i = 0; i < 100; i++) {
+    const float* q = &queries[i * dim];
+    std::size_t found = 0;
+    ASSERT_TRUE(codes.b->Search(q, k, 80, ids.data(), dists.data(), &found).ok());
+    ASSERT_EQ(found, k);
+    std::vector<unsigned char> qe(12 + dim);
+    Sq8ElementInfo qi;
+    ASSERT_TRUE(Sq8Encode(t.View(), metric, q, qe.data() + 12, &qi).ok());
+    const unsigned char* e = codes.b->Element(ids[0]);
+    Sq8ElementInfo ei;
+    std::memcpy(&ei, e, sizeof ei);
+    EXPECT_EQ(dists[0], Sq8CodeDistance(Sq8KernelsDispatched(), t.View(), metric, qe.data() + 12, qi, e + 12, ei));
+    recall += RecallOf(ExactFromData(data, dim, metric, q), std::vector<std::uint32_t>(ids.begin(), ids.end()), k);
+  }
+  EXPECT_GE(recall / 100, metric == Metric::kInnerProduct ? 0.85 : 0.9);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllMetrics, Sq8MetricTest,
+                         ::testing::Values(Metric::kL2, Metric::kInnerProduct, Metric::kCosine, Metric::kL1));
+
+// Encoding at Append: the side data from the float vector, clamping
+// outside the trained range, the builder's own copy of the params, errors.
+TEST(HnswBuildSq8, AppendEncodesAndClamps) {
+  const std::size_t dim = 37;  // not a multiple of any SIMD width
+  std::vector<float> data = ClusteredData(200, dim, 5, 31);
+  for (Metric metric : {Metric::kL2, Metric::kCosine}) {
+    TrainedSq8 t = TrainOn(data, dim, metric);
+    Owned o;
+    ASSERT_TRUE(GraphBuilder::Create(Sq8BuildParams(dim, metric, 300, t), &o.b).ok());
+    const TrainedSq8 kept = t;
+    std::fill(t.lo.begin(), t.lo.end(), 1e9f);  // the builder copied the params
+    t = kept;
+    EXPECT_EQ(o.b->ElementBytes(), 12 + dim);
+    Load(o.b, data, dim);
+    EXPECT_EQ(o.b->Vector(0), nullptr);
+    for (std::size_t i = 0; i < 200; i++) {
+      std::vector<std::uint8_t> codes(dim);
+      Sq8ElementInfo info;
+      ASSERT_TRUE(Sq8Encode(t.View(), metric, &data[i * dim], codes.data(), &info).ok());
+      const unsigned char* e = o.b->Element(i);
+      ASSERT_EQ(std::memcmp(e, &info, sizeof info), 0);
+      ASSERT_EQ(std::memcmp(e + 12, codes.data(), dim), 0);
+      // Round trip: the decoding is within half a step of the (normalized) row.
+      std::vector<float> x(&data[i * dim], &data[i * dim] + dim), dec(dim);
+      if (IndexNormalizes(metric)) NormalizeInPlace(x.data(), dim);
+      Sq8Decode(t.View(), e + 12, dec.data());
+      for (std::size_t j = 0; j < dim; j++) ASSERT_NEAR(dec[j], x[j], t.scale[j] * 0.5f + 1e-6f);
+    }
+    if (metric == Metric::kL2) {
+      // Outside the trained range: the end codes.
+      std::vector<float> far(dim), near(dim);
+      for (std::size_t j = 0; j < dim; j++) {
+        far[j] = t.lo[j] + 255 * t.scale[j] + 100.0f;
+        near[j] = t.lo[j] - 100.0f;
+      }
+      std::size_t row = 0;
+      ASSERT_TRUE(o.b->Append(far.data(), 1, &row).ok());
+      for (std::size_t j = 0; j < dim; j++) ASSERT_EQ(o.b->Element(row)[12 + j], 255);
+      ASSERT_TRUE(o.b->Append(near.data(), 2, &row).ok());
+      for (std::size_t j = 0; j < dim; j++) ASSERT_EQ(o.b->Element(row)[12 + j], 0);
+      Sq8ElementInfo info;
+      std::memcpy(&info, o.b->Element(row), sizeof info);
+      EXPECT_GE(info.err_l2, 100.0f * std::sqrt(static_cast<float>(dim)) * 0.999f);  // the clamped excess
+      std::vector<float> nan(dim, 0.0f);
+      nan[3] = std::nanf("");
+      EXPECT_EQ(o.b->Append(nan.data(), 3).code, StatusCode::kNotFinite);
+    } else {
+      std::vector<float> zero(dim, 0.0f);
+      const std::size_t rows = o.b->rows();
+      EXPECT_EQ(o.b->Append(zero.data(), 3).code, StatusCode::kInvalidInput);
+      EXPECT_EQ(o.b->rows(), rows);
+    }
+    ASSERT_TRUE(o.b->AddRows(0, o.b->rows(), 2).ok());
+    CheckGraph(*o.b);
+  }
+  GraphBuilder* b = nullptr;
+  TrainedSq8 t = TrainOn(data, dim, Metric::kL2);
+  BuildParams bad = Sq8BuildParams(dim + 1, Metric::kL2, 10, t);  // params of another dimension
+  EXPECT_EQ(GraphBuilder::Create(bad, &b).code, StatusCode::kInvalidInput);
+  EXPECT_EQ(b, nullptr);
+}
+
+// Threads, keep_pruned, a stop and a continuation, as the glue runs a build.
+TEST(HnswBuildSq8, ParallelKeepPrunedStopAndContinue) {
+  const std::size_t n = 6000, dim = 40, k = 10;
+  std::vector<float> data = ClusteredData(n, dim, 30, 13);
+  std::vector<float> queries = ClusteredData(100, dim, 30, 13 + 1000);
+  const TrainedSq8 t = TrainOn(data, dim, Metric::kL2);
+  const std::vector<unsigned char> encoded = EncodeAll(data, dim, Metric::kL2, t);
+  double recall[2] = {0, 0};
+  std::size_t level0_links[2] = {0, 0};
+  for (bool keep : {false, true}) {
+    Owned o;
+    BuildParams p = Sq8BuildParams(dim, Metric::kL2, n, t, 12, 64);
+    p.keep_pruned = keep;
+    ASSERT_TRUE(GraphBuilder::Create(p, &o.b).ok());
+    Load(o.b, data, dim);
+    struct Counter {
+      std::atomic<int> polls{0};
+    } counter;
+    StopFn stop = [](const void* arg) {
+      return static_cast<Counter*>(const_cast<void*>(arg))->polls.fetch_add(1) >= 1500;
+    };
+    std::size_t done = 0;
+    EXPECT_EQ(o.b->AddRows(0, n, 3, stop, &counter, &done).code, StatusCode::kCancelled);
+    EXPECT_GT(done, 0u);
+    EXPECT_LT(done, n);
+    CheckGraph(*o.b);
+    for (std::size_t begin = done; begin < n; begin = done) {
+      ASSERT_TRUE(o.b->AddRows(begin, std::min(n, begin + 1000), 3, nullptr, nullptr, &done).ok());
+    }
+    EXPECT_EQ(o.b->inserted(), n);
+    CheckGraph(*o.b);
+    std::vector<std::uint32_t> links(24);
+    for (std::size_t r = 0; r < n; r++) level0_links[keep] += o.b->Neighbors(r, 0, links.data());
+    recall[keep] = Sq8ScanRecall(*o.b, t, Metric::kL2, data, encoded, queries, k, 40);
+  }
+  EXPECT_GE(recall[0], 0.95);
+  EXPECT_GE(recall[1], recall[0] - 0.01);
+  EXPECT_GT(level0_links[1], level0_links[0] * 11 / 10);  // keep_pruned: denser level-0 lists
+}
+
+TEST(HnswBuildSq8, MemoryEstimateCoversActualUse) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "resident memory is not the builder's under a sanitizer";
+#endif
+  for (std::size_t dim : {8, 128, 784}) {
+    const int m = 16, threads = 2;
+    const std::size_t n = dim == 784 ? 8000 : 20000;
+    std::vector<float> data = ClusteredData(n, dim, 10, dim + 5);
+    const TrainedSq8 t = TrainOn(data, dim, Metric::kL2);
+    malloc_trim(0);
+    const std::size_t before = ResidentBytes();
+    {
+      Owned o;
+      ASSERT_TRUE(GraphBuilder::Create(Sq8BuildParams(dim, Metric::kL2, n, t, m, 32), &o.b).ok());
+      Load(o.b, data, dim);
+      ASSERT_TRUE(o.b->AddRows(0, n, threads).ok());
+      const std::size_t usage = ResidentBytes() - before;
+      const std::size_t estimate = BuildFixedBytes(dim, m, true) + n * BuildBytesPerElement(dim, m, threads, true);
+      EXPECT_GE(estimate, usage) << "dim " << dim;
+      EXPECT_GE(estimate, o.b->MemoryUsage()) << "dim " << dim;
+      EXPECT_LE(estimate, usage * 1.3 + (8u << 20)) << "dim " << dim;
+      EXPECT_EQ(BuildCapacity(estimate, dim, m, threads, true), n);
+    }
+    malloc_trim(0);
+  }
+  // With the same budget, a builder of codes holds 3-4 times more rows at
+  // 784 dimensions and more (the links and hnswlib's per-element state stay).
+  const std::size_t budget = std::size_t{1} << 30;
+  for (std::size_t dim : {128, 784, 1536, 3072}) {
+    const double ratio = static_cast<double>(BuildCapacity(budget, dim, 16, 2, true)) /
+                         static_cast<double>(BuildCapacity(budget, dim, 16, 2, false));
+    RecordProperty("capacity_ratio_" + std::to_string(dim), std::to_string(ratio));
+    EXPECT_GE(ratio, dim == 128 ? 1.9 : dim == 784 ? 3.0 : 3.5) << "dim " << dim;
+  }
 }
 
 }  // namespace
