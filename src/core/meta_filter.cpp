@@ -988,6 +988,89 @@ Match EvalCode(const Node* prog, std::uint32_t n, LinkCode code) {
   return EvalTree(prog, 0, [&](const Node& node) { return CodeLeaf(node, code); });
 }
 
+namespace {
+
+// Adds term t to an OR of terms, dropping terms it subsumes (t's bits are a
+// subset of theirs) and itself when one subsumes it. False on overflow.
+bool AddTerm(CodeTest* out, LinkCode t) {
+  for (int i = 0; i < out->n; i++) {
+    if ((t & out->terms[i]) == out->terms[i]) return true;  // an existing term needs no more bits
+  }
+  int k = 0;
+  for (int i = 0; i < out->n; i++) {
+    if ((out->terms[i] & t) != t) out->terms[k++] = out->terms[i];
+  }
+  out->n = k;
+  if (out->n >= kMaxCodeTerms) return false;
+  out->terms[out->n++] = t;
+  return true;
+}
+
+// The flat form of the subtree at prog[i] (see CodeTest); false on overflow.
+bool FlattenCode(const Node* prog, std::uint32_t i, CodeTest* out) {
+  const Node& node = prog[i];
+  out->n = 0;
+  switch (node.op) {
+    case NodeOp::kMaybe:
+      return AddTerm(out, 0);
+    case NodeOp::kNo:
+      return true;
+    case NodeOp::kHasValue:
+      return AddTerm(out, ValueCode(node.arg));
+    case NodeOp::kHasPath:
+      return AddTerm(out, PathCode(static_cast<std::uint16_t>(node.arg)));
+    case NodeOp::kNumCmp: {
+      const std::uint16_t tag = static_cast<std::uint16_t>(node.arg);
+      const LinkCode path = PathCode(tag);
+      if (node.cmp != CmpOp::kEq || node.lo != node.hi) return AddTerm(out, path);
+      return AddTerm(out, path | NumberCode(tag, node.lo)) && AddTerm(out, path | InexactCode(tag));
+    }
+    case NodeOp::kOr: {
+      const std::uint32_t end = i + node.arg;
+      for (std::uint32_t c = i + 1; c < end; c += SubtreeSize(prog[c])) {
+        CodeTest child;
+        if (!FlattenCode(prog, c, &child)) return false;
+        for (int k = 0; k < child.n; k++) {
+          if (!AddTerm(out, child.terms[k])) return false;
+        }
+      }
+      return true;
+    }
+    case NodeOp::kAnd: {
+      const std::uint32_t end = i + node.arg;
+      CodeTest acc;
+      acc.n = 1;
+      acc.terms[0] = 0;  // AND of nothing: always
+      for (std::uint32_t c = i + 1; c < end; c += SubtreeSize(prog[c])) {
+        CodeTest child;
+        if (!FlattenCode(prog, c, &child)) return false;
+        CodeTest next;
+        next.n = 0;
+        for (int a = 0; a < acc.n; a++) {
+          for (int b = 0; b < child.n; b++) {
+            if (!AddTerm(&next, acc.terms[a] | child.terms[b])) return false;
+          }
+        }
+        acc = next;
+      }
+      *out = acc;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+bool CompileCodeTest(const Node* prog, std::uint32_t n, CodeTest* out) {
+  if (n == 0) {
+    out->n = 1;
+    out->terms[0] = 0;
+    return true;
+  }
+  return FlattenCode(prog, 0, out);
+}
+
 // ---------------------------------------------------------------------------
 // Describe
 

@@ -254,6 +254,25 @@ LinkCode MakeLinkCode(const std::uint8_t* sig, std::size_t len);
 LinkCode MakeLinkCode(const SignatureView& sig);
 Match EvalCode(const Node* prog, std::uint32_t n, LinkCode code);
 
+// A program's link-code test flattened for the traversal's inner loop: an OR
+// of up to kMaxCodeTerms terms, each the bits an AND of leaves needs
+// ((code & term) == term). CodeTestMatches(t, c) equals
+// EvalCode(prog, n, c) == kMaybe for every code c when CompileCodeTest
+// returns true; programs whose flat form has more terms give false (then
+// use EvalCode).
+constexpr int kMaxCodeTerms = 8;
+struct CodeTest {
+  int n;  // 0: no code passes (a kNo program)
+  LinkCode terms[kMaxCodeTerms];
+};
+bool CompileCodeTest(const Node* prog, std::uint32_t n, CodeTest* out);
+inline bool CodeTestMatches(const CodeTest& t, LinkCode code) {
+  for (int i = 0; i < t.n; i++) {
+    if ((code & t.terms[i]) == t.terms[i]) return true;
+  }
+  return false;
+}
+
 // A readable form of a program, for tests and debugging ("and(value(..),..)").
 // Writes at most cap bytes including the terminating NUL; returns the length
 // it needed.
@@ -265,5 +284,6 @@ std::uint64_t HashBytes(std::uint64_t seed, const void* data, std::size_t len);
 static_assert(std::is_trivially_destructible_v<SignatureEncoder>);
 static_assert(std::is_trivially_destructible_v<ProgramBuilder>);
 static_assert(std::is_trivially_destructible_v<Node>);
+static_assert(std::is_trivially_destructible_v<CodeTest>);
 
 }  // namespace vecext::meta

@@ -1138,6 +1138,44 @@ TEST(MetaFilterLinkCode, NeverExcludesWhatTheSignatureKeeps) {
   EXPECT_GT(code_no, sig_no / 2);
 }
 
+// The flat code test equals EvalCode on every code: the documents' own
+// codes, random codes and codes with a few bits cleared.
+TEST(MetaFilterLinkCode, CodeTestEqualsEvalCode) {
+  Gen g(4242);
+  std::mt19937_64 rng(17);
+  long compiled = 0, programs = 0, checks = 0;
+  for (int d = 0; d < 1500; d++) {
+    const J doc = g.Doc();
+    const auto sig = Encode(doc, EncodeOptions());
+    const LinkCode code = MakeLinkCode(sig.data(), sig.size());
+    for (int k = 0; k < 20; k++) {
+      const Query q = RandomQuery(g, doc, 2);
+      const Program p = Build([&](ProgramBuilder& b) { q.Emit(b); });
+      const auto n = static_cast<std::uint32_t>(p.nodes.size());
+      programs++;
+      CodeTest t;
+      if (!CompileCodeTest(p.nodes.data(), n, &t)) continue;
+      compiled++;
+      LinkCode probes[8] = {code, kAllLinks, 0, rng(), rng() | rng(), code & rng(), code & ~(LinkCode{1} << (rng() & 63)),
+                            code | rng()};
+      for (LinkCode c : probes) {
+        checks++;
+        ASSERT_EQ(CodeTestMatches(t, c), EvalCode(p.nodes.data(), n, c) == Match::kMaybe)
+            << "query " << q.Text() << "\nprogram " << p.text << "\ncode " << c;
+      }
+    }
+  }
+  std::printf("[ LinkCode ] %ld of %ld programs flattened, %ld codes checked\n", compiled, programs, checks);
+  EXPECT_GT(compiled, programs * 9 / 10);
+  // An empty program and constants.
+  CodeTest t;
+  ASSERT_TRUE(CompileCodeTest(nullptr, 0, &t));
+  EXPECT_TRUE(CodeTestMatches(t, 0));
+  const Program no = Build([&](ProgramBuilder& b) { b.No(); });
+  ASSERT_TRUE(CompileCodeTest(no.nodes.data(), static_cast<std::uint32_t>(no.nodes.size()), &t));
+  EXPECT_FALSE(CodeTestMatches(t, kAllLinks));
+}
+
 TEST(MetaFilterLinkCode, NumbersAndSpecialSignatures) {
   auto program = [](const char* key, CmpOp op, const char* num) {
     return Build([&](ProgramBuilder& b) { b.NumCmp(P({key}), op, num, std::strlen(num)); });
