@@ -32,6 +32,7 @@ int hnsw_iterative_scan = HNSW_ITERATIVE_SCAN_STRICT;
 int hnsw_max_scan_tuples = 20000;
 bool hnsw_elide_orderby_values = true;
 bool hnsw_filter_two_hop = true;
+double hnsw_filter_ef_widen = 3.0;
 bool hnsw_quantized_search = true;
 bool hnsw_build_keep_pruned = true;
 bool hnsw_build_cluster_pages = true;
@@ -83,6 +84,11 @@ void VecextHnswInit(void) {
                            "Needs an index with a metadata column built by this version (link codes). off scores "
                            "every element the traversal reaches, for comparisons.",
                            &hnsw_filter_two_hop, true, PGC_USERSET, 0, NULL, NULL, NULL);
+  DefineCustomRealVariable("hnsw.filter_ef_widen",
+                           "Sets the most a two-hop filtered hnsw scan widens its candidate list by.",
+                           "Where few links lead to rows that may match, a two-hop scan multiplies ef_search by "
+                           "up to this factor (see docs/filtering.md). 1 keeps ef_search.",
+                           &hnsw_filter_ef_widen, 3.0, 1.0, 10.0, PGC_USERSET, 0, NULL, NULL, NULL);
   DefineCustomBoolVariable("hnsw.elide_orderby_values",
                            "Skips computing the ORDER BY distance of rows an hnsw scan returns when nothing uses it.",
                            "For benchmarks: off computes it for every row, as plain Postgres does.",

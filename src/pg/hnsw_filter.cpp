@@ -24,6 +24,8 @@ namespace meta = vecext::meta;
 
 struct HnswFilterProgram {
   int32 kind;      // HNSW_FILTER_*
+  bool flat_code;  // code_test is the program's link-code test (else EvalCode walks the tree)
+  meta::CodeTest code_test;
   uint32 nnodes;   // >= 1
   meta::Node nodes[FLEXIBLE_ARRAY_MEMBER];
 };
@@ -559,6 +561,7 @@ HnswFilterProgram* HnswFilterCompile(ScanKey keys, int nkeys, AttrNumber attno) 
       (HnswFilterProgram*)palloc(offsetof(HnswFilterProgram, nodes) + sizeof(meta::Node) * n);
   program->nnodes = n;
   memcpy(program->nodes, nodes, sizeof(meta::Node) * n);
+  program->flat_code = meta::CompileCodeTest(program->nodes, n, &program->code_test);
   switch (meta::Classify(nodes, n)) {
     case meta::ProgramKind::kAlwaysNo:
       program->kind = HNSW_FILTER_ALWAYS_NO;
@@ -581,7 +584,16 @@ bool HnswFilterMayMatch(const HnswFilterProgram* program, const uint8* sig, Size
 }
 
 bool HnswFilterCodeMayMatch(const HnswFilterProgram* program, uint64 code) {
+  if (program->flat_code) return meta::CodeTestMatches(program->code_test, code);
   return meta::EvalCode(program->nodes, program->nnodes, code) == meta::Match::kMaybe;
+}
+
+bool HnswFilterCodeTerms(const HnswFilterProgram* program, const uint64** terms, int* nterms) {
+  if (!program->flat_code) return false;
+  static_assert(sizeof(meta::LinkCode) == sizeof(uint64), "link codes are 64 bits");
+  *terms = (const uint64*)program->code_test.terms;
+  *nterms = program->code_test.n;
+  return true;
 }
 
 char* HnswFilterDescribe(const HnswFilterProgram* program) {

@@ -48,6 +48,10 @@ extern "C" {
 
 typedef struct HnswFilterProgram HnswFilterProgram;
 
+// GUC hnsw.filter_ef_widen (src/pg/hnsw.cpp): the most a two-hop scan
+// multiplies ef_search by (src/pg/hnsw_scan.cpp, HnswWidenTwoHop).
+extern double hnsw_filter_ef_widen;
+
 // The signature of one row's metadata as a palloc'd bytea (VARDATA holds
 // the bytes): of `doc`, or of SQL NULL when doc is NULL. max_bytes is
 // clamped to [HNSW_FILTER_MIN_MAX_BYTES, HNSW_FILTER_MAX_MAX_BYTES];
@@ -69,5 +73,10 @@ bool HnswFilterMayMatch(const HnswFilterProgram* program, const uint8* sig, Size
 // Whether an element whose link code is `code` may match (a link code
 // excludes only what the element's signature would).
 bool HnswFilterCodeMayMatch(const HnswFilterProgram* program, uint64 code);
+// The program's link-code test as an OR of bit masks (an element may match
+// when (code & terms[i]) == terms[i] for some i): true and *terms, *nterms
+// set when it has that form (HnswFilterCodeMayMatch is then exactly that
+// test), false otherwise.
+bool HnswFilterCodeTerms(const HnswFilterProgram* program, const uint64** terms, int* nterms);
 // A readable form of the program (palloc'd), for debugging.
 char* HnswFilterDescribe(const HnswFilterProgram* program);
