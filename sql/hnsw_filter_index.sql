@@ -116,6 +116,27 @@ FROM (VALUES ($$metadata @> '{"tenant": 7}'$$), ($$metadata @> '{"tenant": 7, "a
              ($$metadata @> '{"tenant": 7}' AND metadata @@ '$.price > 50'$$)) f(cond),
      LATERAL frecall(cond) r;
 
+-- Two-hop scans widen their candidate list where few links may match
+-- (hnsw.filter_ef_widen, 1 = off): the same checks with it off, and scans
+-- that return more rows than the widened list holds (later batches).
+SET hnsw.filter_ef_widen = 1;
+SELECT sum(hits) * 1.0 / sum(wanted) >= 0.9 AS recall_ok, bool_and(returned = wanted) AS all_rows,
+       sum(wanted) AS wanted
+FROM (VALUES ($$metadata @> '{"tenant": 7}'$$), ($$metadata @> '{"tenant": 7, "active": true}'$$),
+             ($$metadata @@ '$.tenant == 1 || $.tenant == 2'$$), ($$metadata @? '$.price ? (@ > 90)'$$)) f(cond),
+     LATERAL frecall(cond) r;
+RESET hnsw.filter_ef_widen;
+SELECT hits * 1.0 / wanted >= 0.9 AS recall_ok, returned = wanted AS all_rows, wanted
+FROM frecall($$metadata @> '{"tenant": 7}'$$, 150);
+SELECT hits * 1.0 / wanted >= 0.9 AS recall_ok, returned = wanted AS all_rows, wanted
+FROM frecall($$metadata @@ '$.tenant == 1 || $.tenant == 2'$$, 100);
+-- With a small budget (looked-through elements count against it) the
+-- scan ends with its exact pass: still LIMIT rows.
+SET hnsw.max_scan_tuples = 30;
+SELECT returned = wanted AS all_rows, wanted FROM frecall($$metadata @> '{"tenant": 7}'$$, 50);
+SELECT returned = wanted AS all_rows, wanted FROM frecall($$metadata @@ '$.price < 1'$$, 50);
+RESET hnsw.max_scan_tuples;
+
 -- When the graph search runs out of its budget (hnsw.max_scan_tuples)
 -- before LIMIT rows are found, a final pass over the index finds the rest.
 SET hnsw.max_scan_tuples = 30;

@@ -60,6 +60,12 @@ struct LayerSearch {
   MinHeap evicted;
   VisitedSet visited;
   std::uint64_t scored;  // elements scored so far (the visited count)
+  // Elements the Store read without scoring them (a filtered traversal that
+  // looks through elements), counted against max_scored; nullptr: none.
+  const std::uint64_t* extra_visits;
+
+  // Elements visited so far: scored, plus the Store's extra visits.
+  std::uint64_t Visits() const { return scored + (extra_visits != nullptr ? *extra_visits : 0); }
 
   // REQUIRES: ef >= 1.
   Status Init(const Allocator& a, std::size_t beam, bool resume) {
@@ -72,6 +78,7 @@ struct LayerSearch {
     evicted.Init();
     visited.Init();
     scored = 0;
+    extra_visits = nullptr;
     Status st = results.Reserve(alloc, ef + 1);
     if (!st.ok()) return st;
     st = candidates.Reserve(alloc, 4 * ef);
@@ -155,7 +162,7 @@ inline Status AddSeed(LayerSearch& s, const Candidate& c, bool returnable) {
 // SEARCH-LAYER (Malkov & Yashunin, Algorithm 2) on `level` from the seeds
 // already in s: expands the closest queued element until the closest queued
 // one is farther than the farthest of ef results. Stops early once
-// s.scored >= max_scored. Results stay in s.results (see TakeResults).
+// s.Visits() >= max_scored. Results stay in s.results (see TakeResults).
 template <class Store>
 Status SearchLayer(Store& store, LayerSearch& s, int level, std::uint64_t max_scored, SearchScratch& x) {
   const Allocator& a = s.alloc;
@@ -212,7 +219,7 @@ Status SearchLayer(Store& store, LayerSearch& s, int level, std::uint64_t max_sc
         }
       }
     }
-    if (s.scored >= max_scored) break;
+    if (s.Visits() >= max_scored) break;
   }
   return Status::Ok();
 }
@@ -244,6 +251,31 @@ inline Status NextBatch(LayerSearch& s, bool* more) {
     }
   }
   *more = s.results.size > 0 || s.candidates.size > 0;
+  return Status::Ok();
+}
+
+// Resumable searches, between two SearchLayer calls of one batch: widens the
+// beam to `beam` (> s.ef) as if the batch had been searched with it so far.
+// The closest discarded and evicted elements refill the results (the
+// discarded ones are queued for expansion, as a wider beam would have
+// queued them); SearchLayer then continues with the wider beam.
+inline Status WidenSearch(LayerSearch& s, std::size_t beam) {
+  if (beam <= s.ef) return Status::Ok();
+  Status st = s.results.Reserve(s.alloc, beam + 1);
+  if (!st.ok()) return st;
+  s.ef = beam;
+  while (s.results.size < s.ef && (s.discarded.size > 0 || s.evicted.size > 0)) {
+    const bool from_discarded =
+        s.evicted.size == 0 || (s.discarded.size > 0 && Closer(s.discarded.Top(), s.evicted.Top()));
+    if (from_discarded) {
+      const Candidate c = s.discarded.Pop();
+      st = s.candidates.Push(s.alloc, c);
+      if (!st.ok()) return st;
+      s.results.PushReserved(c);
+    } else {
+      s.results.PushReserved(s.evicted.Pop());
+    }
+  }
   return Status::Ok();
 }
 

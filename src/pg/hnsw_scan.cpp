@@ -7,6 +7,8 @@
 // and relaxed_order continue the same level-0 search in batches of ef
 // (strict_order drops results closer than one already returned) until
 // hnsw.max_scan_tuples elements have been visited or nothing is left.
+// Filtered two-hop scans may widen the first batch's ef (HnswWidenTwoHop,
+// hnsw.filter_ef_widen) and count looked-through elements as visited.
 //
 // Distance cut-off: for `WHERE col <op> q < d ORDER BY col <op> q`, an
 // ExecutorStart hook (HnswScanInit) finds the qual on every hnsw index scan
@@ -389,6 +391,42 @@ static void HnswPrepareBatch(HnswScanOpaque so) {
 
 static bool HnswExhaustiveBatch(HnswScanOpaque so);
 
+// Two-hop scans: an adaptive candidate list. Where few of the links an
+// expansion reads lead to elements that may match (a selective filter over a
+// sparse graph), the elements that may match are connected only through
+// chains of looked-through ones, and a search with ef_search candidates
+// stops short of some of the nearest matches (measured: the misses are
+// spread over most queries, one or two rows each, not whole regions cut
+// off). After the first SEARCH-LAYER, when the level-0 expansions met fewer
+// than HNSW_TWO_HOP_LINKS_WANTED links that may match each, the beam widens
+// in proportion, at most hnsw.filter_ef_widen times, and the search goes on
+// from where it stopped (WidenSearch). A filter that is not selective
+// (10%: about 30 such links per expansion at m = 16) keeps ef_search.
+#define HNSW_TWO_HOP_LINKS_WANTED 20.0
+static void HnswWidenTwoHop(HnswScanOpaque so) {
+  HnswStore* st = &so->store;
+  if (!st->two_hop || !so->search.resumable || st->two_hop_expansions == 0 || so->search.Visits() >= so->max_scored ||
+      !(hnsw_filter_ef_widen > 1.0))
+    return;
+  const double wanted = HNSW_TWO_HOP_LINKS_WANTED, max_widen = hnsw_filter_ef_widen;
+  const double per_expansion = (double)st->passed_links / (double)st->two_hop_expansions;
+  double scale = per_expansion > 0 ? wanted / per_expansion : max_widen;
+  scale = Min(scale, max_widen);
+  const int ef = (int)Min((double)HNSW_MAX_EF_SEARCH, std::ceil(scale * so->ef));
+  if (ef <= so->ef) return;
+  MemoryContext old = MemoryContextSwitchTo(so->cxt);
+  so->batch = (Candidate*)repalloc(so->batch, sizeof(Candidate) * (size_t)(ef + 1));
+  if (so->sq8) {
+    so->batch_lb = (double*)repalloc(so->batch_lb, sizeof(double) * (size_t)(ef + 1));
+    so->batch_data = (char*)repalloc(so->batch_data, so->store.data_size * (size_t)(ef + 1));
+    so->batch_info = (HnswElementInfo*)repalloc(so->batch_info, sizeof(HnswElementInfo) * (size_t)(ef + 1));
+  }
+  MemoryContextSwitchTo(old);
+  so->ef = ef;
+  HnswCheckStatus(vecext::hnsw::WidenSearch(so->search, (size_t)ef));
+  HnswCheckStatus(vecext::hnsw::SearchLayer(so->store, so->search, 0, so->max_scored, *so->scratch));
+}
+
 // Runs the first batch: meta, descent, level-0 search.
 static void HnswStartSearch(IndexScanDesc scan) {
   HnswScanOpaque so = (HnswScanOpaque)scan->opaque;
@@ -423,11 +461,16 @@ static void HnswStartSearch(IndexScanDesc scan) {
   HnswStoreSetQuery(&so->store, so->query);
   so->store.filter = so->filter;
   so->store.link_codes = (meta.flags & HNSW_META_LINK_CODES) != 0;
+  bool track_through = false;
   if (so->filter != NULL && so->store.link_codes && hnsw_filter_two_hop) {
     // Level-0 expansions look through excluded elements (HnswStore::Neighbors);
     // the link cache holds no codes, so it stays off.
     so->store.two_hop = true;
     so->store.max_entries = 0;
+    if (!HnswFilterCodeTerms(so->filter, &so->store.code_terms, &so->store.ncode_terms)) so->store.ncode_terms = -1;
+    // Looked-through elements count against hnsw.max_scan_tuples like
+    // scored ones: each costs a page visit.
+    track_through = true;
   }
   if (so->sq8) {
     // The executor re-ranks SQ8 rows (xs_recheckorderby): it returns its
@@ -444,6 +487,7 @@ static void HnswStartSearch(IndexScanDesc scan) {
   }
   vecext::hnsw::Allocator alloc{HnswPallocAllocate, HnswPallocRelease, so->cxt};
   HnswCheckStatus(so->search.Init(alloc, (size_t)so->ef, so->iterative != HNSW_ITERATIVE_SCAN_OFF));
+  if (track_through) so->search.extra_visits = &so->store.through_reads;
   so->scratch = (SearchScratch*)palloc(sizeof(SearchScratch));
   so->batch = (Candidate*)palloc(sizeof(Candidate) * (size_t)(so->ef + 1));
   MemoryContextSwitchTo(old);
@@ -469,13 +513,14 @@ static void HnswStartSearch(IndexScanDesc scan) {
     meta = again;
     so->search.Reset();
   }
+  HnswWidenTwoHop(so);
   so->batch_len = vecext::hnsw::TakeResults(so->search, so->batch);
   so->batch_pos = 0;
   // A filtered search that spent its whole budget without finding ef_search
   // rows that may match: the matching rows lie far from the query in the
   // graph. Before returning anything, one pass over the index gives them
   // all, in exact distance order.
-  if (so->filter != NULL && so->iterative != HNSW_ITERATIVE_SCAN_OFF && so->search.scored >= so->max_scored &&
+  if (so->filter != NULL && so->iterative != HNSW_ITERATIVE_SCAN_OFF && so->search.Visits() >= so->max_scored &&
       so->batch_len < (size_t)so->ef) {
     HnswExhaustiveBatch(so);
     return;
@@ -571,11 +616,11 @@ static bool HnswExhaustiveBatch(HnswScanOpaque so) {
 static bool HnswNextBatch(HnswScanOpaque so) {
   LayerSearch& s = so->search;
   if (so->filter != NULL && so->iterative != HNSW_ITERATIVE_SCAN_OFF && !so->exhausted &&
-      (s.scored >= so->max_scored || (s.results.size == 0 && s.candidates.size == 0 && s.discarded.size == 0 &&
+      (s.Visits() >= so->max_scored || (s.results.size == 0 && s.candidates.size == 0 && s.discarded.size == 0 &&
                                       s.evicted.size == 0)))
     return HnswExhaustiveBatch(so);
   if (so->exhausted) return false;
-  if (so->iterative == HNSW_ITERATIVE_SCAN_OFF || s.scored >= so->max_scored) return false;
+  if (so->iterative == HNSW_ITERATIVE_SCAN_OFF || s.Visits() >= so->max_scored) return false;
   if (so->bounded && !so->sq8) {
     // Nothing pending below the bound: no later batch can return a row.
     // (Under SQ8 the pending distances are approximate: no early end.)
@@ -730,11 +775,12 @@ static void HnswEndScanImpl(IndexScanDesc scan) {
   HnswScanOpaque so = (HnswScanOpaque)scan->opaque;
   if (so->started && so->store.index != NULL)
     elog(DEBUG2,
-         "hnsw scan: %llu rows returned, %llu buffer reads, %llu elements scored, %llu expansions (%llu from the "
-         "link cache)",
+         "hnsw scan: %llu rows returned, %llu buffer reads, %llu elements scored, %llu expansions, %llu from the "
+         "link cache, %llu looked through, %llu links skipped, %llu links passed, ef %d",
          (unsigned long long)so->returned, (unsigned long long)so->store.buffer_reads,
          (unsigned long long)so->store.scored, (unsigned long long)so->store.expansions,
-         (unsigned long long)so->store.cached_expansions);
+         (unsigned long long)so->store.cached_expansions, (unsigned long long)so->store.through_reads,
+         (unsigned long long)so->store.skipped_links, (unsigned long long)so->store.passed_links, so->ef);
   MemoryContextDelete(so->cxt);
   pfree(so);
   scan->opaque = NULL;

@@ -440,6 +440,8 @@ static inline void PrefetchPageHead(Page page) {
 // prefetch hint, is clamped to the page, and is read again under the lock
 // before any use.
 static inline void PrefetchItem(Page page, OffsetNumber off, Size lines) {
+  // A corrupt link's offset must not send the line pointer read off the page.
+  if (off < FirstOffsetNumber || (Size)off > (BLCKSZ - SizeOfPageHeaderData) / sizeof(ItemIdData)) return;
   const volatile ItemIdData* iid = (const volatile ItemIdData*)PageGetItemId(page, off);
   const Size item_off = iid->lp_off;
   if (item_off == 0 || item_off >= BLCKSZ) return;
@@ -560,8 +562,10 @@ void HnswStore::Score(const ElementId* ids, int n, int level, float bound, Candi
 // returned as usual. A link whose code the filter rejects leads to an
 // element that cannot match: instead of scoring it (a page visit for a row
 // that is never returned), the expansion looks through it to its own level-0
-// links and returns those the filter accepts (ACORN-1, Patel et al. 2024),
-// until it has as many ids as a level-0 list has slots. Where at least half
+// links and returns those the filter accepts (ACORN-1, Patel et al. 2024;
+// every rejected link, in list order, pages read once each and pipelined,
+// see LookThrough). The scan counts looked-through elements against
+// hnsw.max_scan_tuples (store->through_reads). Where at least half
 // of the links pass, the filter is not selective (or the matching rows
 // cluster, as when metadata correlates with the vectors): then every link is
 // returned, as without codes, so the search still crosses the non-matching
@@ -613,12 +617,23 @@ static bool ThroughInsert(HnswStore* store, ElementId id) {
   }
 }
 
+// Whether the filter accepts an element whose link code is `code`.
+static inline bool StoreCodeMayMatch(const HnswStore* store, uint64 code) {
+  if (store->ncode_terms >= 0) {
+    for (int t = 0; t < store->ncode_terms; t++) {
+      if ((code & store->code_terms[t]) == store->code_terms[t]) return true;
+    }
+    return false;
+  }
+  return HnswFilterCodeMayMatch(store->filter, code);
+}
+
 // Appends the level-0 links of neighbour tuple `ntup` (of a checked, locked
 // page) that the filter accepts to out[*n..cap), skipping `self` and ids
 // already there. Links to rejected elements go to rejected[*nrejected..cap)
 // when rejected is not NULL.
 static void FilterLinks(HnswStore* store, HnswNeighborTuple ntup, Size ntup_len, ElementId self, ElementId* out,
-                        int* n, int cap, ElementId* rejected, int* nrejected) {
+                        int* n, int cap, ElementId* rejected, int* nrejected, int rejected_cap) {
   const int slots = HnswLevelSlots(0, store->m);
   const bool has_codes = ntup_len >= HnswNeighborTupleSize(ntup->count, true);
   const uint64* codes = has_codes ? HnswNeighborCodes(ntup) : NULL;
@@ -627,11 +642,12 @@ static void FilterLinks(HnswStore* store, HnswNeighborTuple ntup, Size ntup_len,
     if (!HnswLinkIsValid(tid)) continue;
     const ElementId id = HnswPackTid(tid);
     if (id == self) continue;
-    if (codes != NULL && !HnswFilterCodeMayMatch(store->filter, codes[i])) {
+    if (codes != NULL && !StoreCodeMayMatch(store, codes[i])) {
       store->skipped_links++;
-      if (rejected != NULL && *nrejected < cap) rejected[(*nrejected)++] = id;
+      if (rejected != NULL && *nrejected < rejected_cap) rejected[(*nrejected)++] = id;
       continue;
     }
+    store->passed_links++;
     bool seen = false;
     for (int j = 0; j < *n && !seen; j++) seen = out[j] == id;
     if (!seen) out[(*n)++] = id;
@@ -641,7 +657,7 @@ static void FilterLinks(HnswStore* store, HnswNeighborTuple ntup, Size ntup_len,
 // The neighbour tuple at `tid` read under a share lock and filtered into
 // out (see FilterLinks); for links that are not on the element's page.
 static void FilterRemoteLinks(HnswStore* store, const ItemPointerData* tid, ElementId self, ElementId* out, int* n,
-                              int cap, ElementId* rejected, int* nrejected) {
+                              int cap, ElementId* rejected, int* nrejected, int rejected_cap) {
   const BlockNumber blkno = ItemPointerGetBlockNumberNoCheck(tid);
   Buffer buf = ReadElementBuffer(store, blkno);
   if (!BufferIsValid(buf)) return;
@@ -651,19 +667,138 @@ static void FilterRemoteLinks(HnswStore* store, const ItemPointerData* tid, Elem
     const OffsetNumber off = ItemPointerGetOffsetNumberNoCheck(tid);
     HnswNeighborTuple ntup = HnswStoreGetNeighbors(page, off, store->m);
     if (ntup != NULL)
-      FilterLinks(store, ntup, ItemIdGetLength(PageGetItemId(page, off)), self, out, n, cap, rejected, nrejected);
+      FilterLinks(store, ntup, ItemIdGetLength(PageGetItemId(page, off)), self, out, n, cap, rejected, nrejected,
+                  rejected_cap);
   }
   UnlockReleaseBuffer(buf);
 }
 
+// Prefetches the header of the element tuple at `off` of a pinned but
+// unlocked page and the `lines` cache lines that follow the tuple: the build
+// writes an element's neighbour tuple right after it in the page (a hint
+// only; the line pointer is read without the content lock, clamped to the
+// page, and read again under the lock before any use).
+static inline void PrefetchElementAndNeighbors(Page page, OffsetNumber off, Size lines) {
+  if (off < FirstOffsetNumber || (Size)off > (BLCKSZ - SizeOfPageHeaderData) / sizeof(ItemIdData)) return;
+  const volatile ItemIdData* iid = (const volatile ItemIdData*)PageGetItemId(page, off);
+  const Size item_off = iid->lp_off;
+  const Size item_len = iid->lp_len;
+  if (item_off == 0 || item_off >= BLCKSZ) return;
+  const char* limit = (const char*)page + BLCKSZ;
+  __builtin_prefetch((const char*)page + item_off);
+  const char* p = (const char*)page + item_off + MAXALIGN(item_len);
+  for (Size i = 0; i < lines && p + i * 64 < limit; i++) __builtin_prefetch(p + i * 64);
+}
+
+// Looks through the rejected elements ids[0..nids) that were not looked
+// through yet, in that order (each page read once for all of its ids in the
+// list), appending the links the filter accepts to out[*n..cap).
+//
+// Pipelined like Score: the buffer descriptors and pages of every page to
+// read are prefetched first, pages are pinned HNSW_PIPELINE_DEPTH ahead of
+// the one being read, and the element and neighbour tuples of the next page
+// are prefetched while the current one is read.
+static void LookThrough(HnswStore* store, ElementId self, const ElementId* ids, int nids, ElementId* out, int* n,
+                        int cap) {
+  // The pages to read, in order of first appearance, and which page each id is on.
+  BlockNumber gblock[vecext::hnsw::kMaxLinks];
+  uint16 gof[vecext::hnsw::kMaxLinks];
+  int ngroups = 0;
+  int todo = 0;
+  for (int i = 0; i < nids; i++) {
+    if (ThroughContains(store, ids[i])) {
+      gof[i] = UINT16_MAX;
+      continue;
+    }
+    const BlockNumber blkno = IdBlock(ids[i]);
+    int g = ngroups - 1;
+    while (g >= 0 && gblock[g] != blkno) g--;
+    if (g < 0) {
+      g = ngroups++;
+      gblock[g] = blkno;
+    }
+    gof[i] = (uint16)g;
+    todo++;
+  }
+  if (todo == 0) return;
+  const int max_groups = ngroups;
+  const HnswBufferHints* hints = HnswGetBufferHints(store->index, store->nblocks);
+  for (int g = 0; g < max_groups; g++) {
+    const HnswBufferHint* hint = &hints->entries[gblock[g] & hints->mask];
+    if (hint->blkno == gblock[g] && hint->buffer > 0) {
+      __builtin_prefetch(GetBufferDescriptor(hint->buffer - 1), 1);
+      __builtin_prefetch(BufferGetBlock(hint->buffer));
+    }
+  }
+  const Size ntup_lines = Min((HnswNeighborTupleSize(HnswNeighborSlots(0, store->m), true) + 63) / 64, (Size)16);
+
+  ItemPointerData remote[vecext::hnsw::kMaxLinks];
+  int nremote = 0;
+  Buffer bufs[HNSW_PIPELINE_DEPTH + 1];
+  int pinned = 0;
+  int g = 0;
+  for (; g < max_groups && *n < cap; g++) {
+    while (pinned < max_groups && pinned <= g + HNSW_PIPELINE_DEPTH) {
+      Buffer b = ReadElementBuffer(store, gblock[pinned]);
+      if (BufferIsValid(b)) {
+        PrefetchPageHead(BufferGetPage(b));
+        __builtin_prefetch((char*)BufferGetPage(b) + 64);  // more line pointers
+      }
+      bufs[pinned % (HNSW_PIPELINE_DEPTH + 1)] = b;
+      pinned++;
+    }
+    if (g + 1 < max_groups) {
+      Buffer next = bufs[(g + 1) % (HNSW_PIPELINE_DEPTH + 1)];
+      if (BufferIsValid(next)) {
+        Page npage = BufferGetPage(next);
+        for (int i = 0; i < nids; i++) {
+          if (gof[i] != g + 1) continue;
+          PrefetchElementAndNeighbors(npage, IdOffset(ids[i]), ntup_lines);
+        }
+      }
+    }
+    Buffer buf = bufs[g % (HNSW_PIPELINE_DEPTH + 1)];
+    if (!BufferIsValid(buf)) continue;
+    const BlockNumber blkno = gblock[g];
+    LockBuffer(buf, BUFFER_LOCK_SHARE);
+    Page page = BufferGetPage(buf);
+    const bool usable = HnswStoreCheckElementPage(store->index, page, blkno);
+    for (int i = 0; i < nids && usable && *n < cap; i++) {
+      if (gof[i] != g) continue;
+      const ElementId id = ids[i];
+      HnswElementTuple etup = (HnswElementTuple)PageItem(page, IdOffset(id), store->element_size);
+      if (etup == NULL || etup->type != HNSW_ELEMENT_TUPLE || etup->level > HNSW_MAX_LEVEL) continue;
+      if (!ThroughInsert(store, id)) continue;
+      store->through_reads++;
+      const BlockNumber nblk = ItemPointerGetBlockNumberNoCheck(&etup->neighbortid);
+      if (nblk != blkno) {
+        remote[nremote++] = etup->neighbortid;
+        continue;
+      }
+      const OffsetNumber noff = ItemPointerGetOffsetNumberNoCheck(&etup->neighbortid);
+      HnswNeighborTuple ntup = HnswStoreGetNeighbors(page, noff, store->m);
+      if (ntup != NULL)
+        FilterLinks(store, ntup, ItemIdGetLength(PageGetItemId(page, noff)), self, out, n, cap, NULL, NULL, 0);
+    }
+    UnlockReleaseBuffer(buf);
+  }
+  // Pages pinned ahead that were not read.
+  for (; g < pinned; g++) {
+    Buffer buf = bufs[g % (HNSW_PIPELINE_DEPTH + 1)];
+    if (BufferIsValid(buf)) ReleaseBuffer(buf);
+  }
+  for (int r = 0; r < nremote && *n < cap; r++)
+    FilterRemoteLinks(store, &remote[r], self, out, n, cap, NULL, NULL, 0);
+}
+
 static int TwoHopNeighbors(HnswStore* store, const Candidate& c, ElementId* out, int cap) {
   ItemPointerData tid;
+  store->two_hop_expansions++;
   HnswStoreNeighborTid(store, c, &tid);
   ElementId rejected[vecext::hnsw::kMaxLinks];
   int nrejected = 0;
   int n = 0;
-  const int target = cap;
-  FilterRemoteLinks(store, &tid, c.id, out, &n, cap, rejected, &nrejected);
+  FilterRemoteLinks(store, &tid, c.id, out, &n, cap, rejected, &nrejected, vecext::hnsw::kMaxLinks);
   if (nrejected == 0) return n;
   if (2 * n >= n + nrejected) {
     // Most links pass: the filter is not selective here (or matching rows
@@ -673,47 +808,7 @@ static int TwoHopNeighbors(HnswStore* store, const Candidate& c, ElementId* out,
     memcpy(out + n, rejected, sizeof(ElementId) * (Size)more);
     return n + more;
   }
-
-  // Look through the rejected elements, page by page, until `target` ids.
-  uint16 order[vecext::hnsw::kMaxLinks];
-  SortByBlock(rejected, nrejected, order);
-  ItemPointerData remote[vecext::hnsw::kMaxLinks];
-  int nremote = 0;
-  int i = 0;
-  while (i < nrejected && n < target) {
-    const BlockNumber blkno = IdBlock(rejected[order[i]]);
-    int end = i + 1;
-    while (end < nrejected && IdBlock(rejected[order[end]]) == blkno) end++;
-    bool any = false;
-    for (int k = i; k < end; k++) any = any || !ThroughContains(store, rejected[order[k]]);
-    Buffer buf = any ? ReadElementBuffer(store, blkno) : InvalidBuffer;
-    if (BufferIsValid(buf)) {
-      LockBuffer(buf, BUFFER_LOCK_SHARE);
-      Page page = BufferGetPage(buf);
-      if (HnswStoreCheckElementPage(store->index, page, blkno)) {
-        for (int k = i; k < end && n < target; k++) {
-          const ElementId id = rejected[order[k]];
-          HnswElementTuple etup = (HnswElementTuple)PageItem(page, IdOffset(id), store->element_size);
-          if (etup == NULL || etup->type != HNSW_ELEMENT_TUPLE || etup->level > HNSW_MAX_LEVEL) continue;
-          if (!ThroughInsert(store, id)) continue;
-          store->through_reads++;
-          const BlockNumber nblk = ItemPointerGetBlockNumberNoCheck(&etup->neighbortid);
-          if (nblk != blkno) {
-            remote[nremote++] = etup->neighbortid;
-            continue;
-          }
-          const OffsetNumber noff = ItemPointerGetOffsetNumberNoCheck(&etup->neighbortid);
-          HnswNeighborTuple ntup = HnswStoreGetNeighbors(page, noff, store->m);
-          if (ntup != NULL)
-            FilterLinks(store, ntup, ItemIdGetLength(PageGetItemId(page, noff)), c.id, out, &n, cap, NULL, NULL);
-        }
-      }
-      UnlockReleaseBuffer(buf);
-    }
-    i = end;
-  }
-  for (int r = 0; r < nremote && n < target; r++)
-    FilterRemoteLinks(store, &remote[r], c.id, out, &n, cap, NULL, NULL);
+  LookThrough(store, c.id, rejected, nrejected, out, &n, cap);
   if (n > 0) return n;
   // Nothing passes within two hops: go on through the rejected elements.
   memcpy(out, rejected, sizeof(ElementId) * (Size)Min(nrejected, cap));

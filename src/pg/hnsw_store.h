@@ -69,6 +69,8 @@ struct HnswStore {
   uint64* through_keys;           // excluded elements already looked through (open addressing, id + 1)
   uint32 through_cap;             // a power of two, or 0
   uint32 through_count;
+  const uint64* code_terms;       // two_hop: the filter's link-code test as masks (HnswFilterCodeTerms)
+  int ncode_terms;                // ... their number, or -1: evaluate the program
   const struct HnswFilterProgram* filter;  // scans: elements it excludes are not returnable (NULL: none)
   vecext::Sq8Query sq8_query;     // SQ8: the prepared query (HnswStoreSetQuery)
   bool sq8_zero_query;            // SQ8 under cosine: the query has norm 0 (every distance 1, SQL NaN)
@@ -100,6 +102,8 @@ struct HnswStore {
   uint64 expansions;              // Neighbors calls
   uint64 cached_expansions;       // ... answered from the link cache
   uint64 skipped_links;           // two_hop: links skipped by their code
+  uint64 passed_links;            // two_hop: links whose code the filter accepts
+  uint64 two_hop_expansions;      // two_hop: level-0 expansions
   uint64 through_reads;           // two_hop: excluded elements looked through
 
   void Score(const vecext::hnsw::ElementId* ids, int n, int level, float bound, vecext::hnsw::Candidate* out,
