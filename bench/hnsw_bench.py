@@ -254,6 +254,24 @@ def measure_single(ef, qbins):
             "p50_ms": 1000 * lat[len(lat) // 2], "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))]}
 
 
+def measure_trivial(n=5000):
+    """Queries/s of a trivial prepared statement (SELECT 1) through the same
+    thin client: the client path's own cost per query, to set the client
+    figures beside others measured with another client (the issue quotes
+    about 11,000/s for its client on this machine)."""
+    with connect() as conn:
+        pg = conn.pgconn
+        res = pg.prepare(b"bench_trivial", b"SELECT 1", [])
+        if res.status != psycopg.pq.ExecStatus.COMMAND_OK:
+            raise RuntimeError(res.error_message.decode(errors="replace"))
+        for _ in range(100):
+            pg.exec_prepared(b"bench_trivial", [], result_format=1)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            pg.exec_prepared(b"bench_trivial", [], result_format=1)
+        return n / (time.perf_counter() - t0)
+
+
 def measure_psycopg(ef, qtexts):
     """Queries/s through psycopg's cursor API, as earlier versions of this
     benchmark measured the single connection: conn.execute(..., prepare=True)
@@ -423,6 +441,8 @@ def bench_dataset(args, name, base, queries, metric):
                     r["hl_recall"].append(datasets.recall(base, queries, found, gt_kth, K, metric))
                     r["hl_qps"].append(qps)
             log(f"    query round {rep + 1}/{args.repeat} done")
+        trivial = median([measure_trivial() for _ in range(3)])
+        run["trivial_qps"] = trivial
         rows = []
         for ef in args.ef_search:
             r = per_ef[ef]
@@ -459,7 +479,9 @@ def bench_dataset(args, name, base, queries, metric):
                    f"- hnswlib build (in process): {hl_builds or 'skipped'}",
                    f"- build time vecext / hnswlib: {', '.join(ratios) or '-'}",
                    f"- plan: {plan}; buffers/query = shared hits + reads (mean of {args.explain_sample} "
-                   f"EXPLAIN ANALYZE runs); q/s and latencies: median of {args.repeat} rounds", "", table]
+                   f"EXPLAIN ANALYZE runs); q/s and latencies: median of {args.repeat} rounds",
+                   f"- client path: a trivial prepared statement (SELECT 1) runs at {trivial:,.0f}/s on the same "
+                   f"thin client ({1e6 / trivial:.0f} us per round trip)", "", table]
         log("\n".join(section))
         md.extend(section)
         png = os.path.join(args.out, f"hnsw_{name}_m{args.m}_efc{efc}.png")
