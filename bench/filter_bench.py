@@ -10,8 +10,12 @@ then a sort by distance). Each plan is measured inside a transaction that
 drops the other indexes (and rolls back). For every filter it prints rows
 returned (the share of queries answered with all k rows when k rows match),
 recall@10 against the exact filtered top 10 (numpy), queries/s of a
-PL/pgSQL loop inside the server and of one client connection, and the index
-size overhead of the metadata column.
+PL/pgSQL loop inside the server and of one client connection, shared buffer
+accesses per query (EXPLAIN (ANALYZE, BUFFERS) of the first 20 queries), and
+the index size overhead of the metadata column. The metadata index is
+measured three ways: the default two-hop traversal (with its adaptive
+candidate list), two-hop with hnsw.filter_ef_widen = 1 (ef_search as set),
+and hnsw.filter_two_hop = off (every element reached is scored).
 
 Data sets: Fashion-MNIST with its class label as metadata (10 classes), and
 a synthetic clustered set with metadata at 10%, 1% and 0.1% selectivity and
@@ -87,6 +91,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--link-codes", default="on", choices=["on", "off"],
                     help="build the metadata index with link codes (two-hop filtered scans)")
+    ap.add_argument("--library", default=None,
+                    help="measure this build of vecext.so (absolute path without .so, e.g. /tmp/x/vecext) "
+                         "instead of the installed one: the benchmark database's functions are pointed at it")
     args = ap.parse_args()
 
     name, base, queries, meta, filters = (fashion if args.dataset == "fashion-mnist" else synthetic)(args)
@@ -97,6 +104,11 @@ def main():
         f"{' '.join(sys.argv[1:])}")
 
     hb.ensure_database()
+    if args.library:
+        with hb.connect() as conn:
+            conn.execute("UPDATE pg_proc SET probin = %s WHERE probin IN ('$libdir/vecext', %s)",
+                         (args.library, args.library))
+        log(f"  library: {args.library}.so")
     keys = sorted(meta)
     with hb.connect() as conn:
         conn.execute("DROP TABLE IF EXISTS fitems, fqueries")
@@ -156,8 +168,9 @@ END $$""")
         f"({(sizes['fitems_meta_idx'] - sizes['fitems_plain_idx']) / n:.1f} bytes per row)")
 
     plans = {  # name -> indexes to drop for the plan
-        "in-index filter": ["fitems_plain_idx", "fitems_gin"],
-        "in-index, filter_two_hop off": ["fitems_plain_idx", "fitems_gin"],
+        "in-index, two-hop": ["fitems_plain_idx", "fitems_gin"],
+        "in-index, two-hop, ef_widen 1": ["fitems_plain_idx", "fitems_gin"],
+        "in-index, every element scored": ["fitems_plain_idx", "fitems_gin"],
         "post-filter (iterative)": ["fitems_meta_idx", "fitems_gin"],
         "exact (GIN + sort)": ["fitems_meta_idx", "fitems_plain_idx"],
     }
@@ -165,14 +178,16 @@ END $$""")
     def run(plan, filt, exact_ids):
         """rows-complete share, recall, client q/s, in-server q/s (medians over repeats)."""
         drop = plans[plan]
-        rec, full, cq, lq, plan_text = [], [], [], [], ""
+        rec, full, cq, lq, bufs, plan_text = [], [], [], [], [], ""
         for _ in range(args.repeat):
             with hb.connect() as conn:
                 conn.execute("BEGIN")
                 conn.execute("DROP INDEX " + ", ".join(drop))
                 conn.execute(f"SET LOCAL hnsw.ef_search = {args.ef_search}")
-                if plan == "in-index, filter_two_hop off":
+                if plan == "in-index, every element scored":
                     conn.execute("SET LOCAL hnsw.filter_two_hop = off")
+                if plan == "in-index, two-hop, ef_widen 1":
+                    conn.execute("SET LOCAL hnsw.filter_ef_widen = 1")
                 if plan != "exact (GIN + sort)":
                     conn.execute("SET LOCAL enable_seqscan = off")
                     conn.execute("SET LOCAL enable_bitmapscan = off")
@@ -197,6 +212,12 @@ END $$""")
                 t0 = time.perf_counter()
                 conn.execute(f"SELECT fbench_loop({K})")
                 lq.append(nq / (time.perf_counter() - t0))
+                blocks = []
+                for i in range(min(nq, 20)):
+                    top = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params(i)).fetchone()[0]
+                    node = top[0]["Plan"]
+                    blocks.append(node.get("Shared Hit Blocks", 0) + node.get("Shared Read Blocks", 0))
+                bufs.append(sum(blocks) / max(len(blocks), 1))
                 conn.execute("ROLLBACK")
             hit = tot = complete = 0
             for i in range(nq):
@@ -208,26 +229,29 @@ END $$""")
             full.append(complete / nq)
         node = " / ".join(r[0].strip().lstrip("-> ").split(" (")[0].split("  ")[0]
                           for r in plan_text if "Scan" in r[0] or r[0].strip().lstrip("-> ").startswith("Sort "))
-        return hb.median(full), hb.median(rec), hb.median(cq), hb.median(lq), node
+        return hb.median(full), hb.median(rec), hb.median(cq), hb.median(lq), node, hb.median(bufs)
 
     all_exact = exact_filtered(base, queries, lambda i: np.ones(n, dtype=bool), K)
-    base_full, base_rec, base_cq, base_lq, base_node = run("post-filter (iterative)", None, all_exact)
-    log(f"  unfiltered (hnsw on v): recall {base_rec:.3f}, client {base_cq:,.0f} q/s, in-server {base_lq:,.0f} q/s")
+    base_full, base_rec, base_cq, base_lq, base_node, base_bufs = run("post-filter (iterative)", None, all_exact)
+    log(f"  unfiltered (hnsw on v): recall {base_rec:.3f}, client {base_cq:,.0f} q/s, in-server {base_lq:,.0f} q/s, "
+        f"{base_bufs:,.0f} buffers/query")
     rows = []
     for fname, filt, mask in filters:
         ex = exact_filtered(base, queries, mask, K)
         res = {p: run(p, filt, ex) for p in plans}
-        ii, pf, nt = res["in-index filter"], res["post-filter (iterative)"], res["in-index, filter_two_hop off"]
+        ii, pf, nt = res["in-index, two-hop"], res["post-filter (iterative)"], res["in-index, every element scored"]
         for p in plans:
-            full, rec, cq, lq, node = res[p]
+            full, rec, cq, lq, node, nb = res[p]
             rows.append([fname, p, f"{full * 100:.0f}%", report.fmt(rec, 3), report.fmt(cq, 0), report.fmt(lq, 0),
-                         node])
+                         report.fmt(nb, 0), node])
         log(f"  {fname}: in-index vs post-filter in-server {ii[3] / pf[3]:.1f}x, client {ii[2] / pf[2]:.1f}x; "
-            f"in-index vs unfiltered in-server {base_lq / ii[3]:.1f}x slower; two-hop on vs off in-server "
-            f"{ii[3] / nt[3]:.1f}x")
+            f"in-index vs unfiltered in-server {base_lq / ii[3]:.1f}x slower; two-hop vs every element scored "
+            f"in-server {ii[3] / nt[3]:.1f}x")
     log("")
+    rows.append(["(unfiltered)", "hnsw (v)", f"{base_full * 100:.0f}%", report.fmt(base_rec, 3),
+                 report.fmt(base_cq, 0), report.fmt(base_lq, 0), report.fmt(base_bufs, 0), base_node])
     log(report.markdown_table(["filter", "plan", "queries with all k rows", "recall@10", "client q/s",
-                               "in-server q/s", "plan"], rows))
+                               "in-server q/s", "buffers/query", "plan"], rows))
     with hb.connect() as conn:
         conn.execute("DROP TABLE IF EXISTS fitems, fqueries")
     return 0
