@@ -519,9 +519,12 @@ static void HnswStartSearch(IndexScanDesc scan) {
   // A filtered search that spent its whole budget without finding ef_search
   // rows that may match: the matching rows lie far from the query in the
   // graph. Before returning anything, one pass over the index gives them
-  // all, in exact distance order.
+  // all, in exact distance order. A two-hop search that spent it (looked-
+  // through elements count) did not converge even if it holds ef_search
+  // rows (a filter too rare for the graph, 0.1%): the same pass, so that
+  // counting look-throughs bounds the work without costing recall.
   if (so->filter != NULL && so->iterative != HNSW_ITERATIVE_SCAN_OFF && so->search.Visits() >= so->max_scored &&
-      so->batch_len < (size_t)so->ef) {
+      (so->batch_len < (size_t)so->ef || so->store.two_hop)) {
     HnswExhaustiveBatch(so);
     return;
   }
