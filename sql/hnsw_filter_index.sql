@@ -130,8 +130,8 @@ SELECT hits * 1.0 / wanted >= 0.9 AS recall_ok, returned = wanted AS all_rows, w
 FROM frecall($$metadata @> '{"tenant": 7}'$$, 150);
 SELECT hits * 1.0 / wanted >= 0.9 AS recall_ok, returned = wanted AS all_rows, wanted
 FROM frecall($$metadata @@ '$.tenant == 1 || $.tenant == 2'$$, 100);
--- With a small budget (looked-through elements count against it) the
--- scan ends with its exact pass: still LIMIT rows.
+-- With a small budget the two-hop scan ends with its exact pass: still
+-- LIMIT rows.
 SET hnsw.max_scan_tuples = 30;
 SELECT returned = wanted AS all_rows, wanted FROM frecall($$metadata @> '{"tenant": 7}'$$, 50);
 SELECT returned = wanted AS all_rows, wanted FROM frecall($$metadata @@ '$.price < 1'$$, 50);

@@ -60,12 +60,6 @@ struct LayerSearch {
   MinHeap evicted;
   VisitedSet visited;
   std::uint64_t scored;  // elements scored so far (the visited count)
-  // Elements the Store read without scoring them (a filtered traversal that
-  // looks through elements), counted against max_scored; nullptr: none.
-  const std::uint64_t* extra_visits;
-
-  // Elements visited so far: scored, plus the Store's extra visits.
-  std::uint64_t Visits() const { return scored + (extra_visits != nullptr ? *extra_visits : 0); }
 
   // REQUIRES: ef >= 1.
   Status Init(const Allocator& a, std::size_t beam, bool resume) {
@@ -78,7 +72,6 @@ struct LayerSearch {
     evicted.Init();
     visited.Init();
     scored = 0;
-    extra_visits = nullptr;
     Status st = results.Reserve(alloc, ef + 1);
     if (!st.ok()) return st;
     st = candidates.Reserve(alloc, 4 * ef);
@@ -162,7 +155,7 @@ inline Status AddSeed(LayerSearch& s, const Candidate& c, bool returnable) {
 // SEARCH-LAYER (Malkov & Yashunin, Algorithm 2) on `level` from the seeds
 // already in s: expands the closest queued element until the closest queued
 // one is farther than the farthest of ef results. Stops early once
-// s.Visits() >= max_scored. Results stay in s.results (see TakeResults).
+// s.scored >= max_scored. Results stay in s.results (see TakeResults).
 template <class Store>
 Status SearchLayer(Store& store, LayerSearch& s, int level, std::uint64_t max_scored, SearchScratch& x) {
   const Allocator& a = s.alloc;
@@ -219,7 +212,7 @@ Status SearchLayer(Store& store, LayerSearch& s, int level, std::uint64_t max_sc
         }
       }
     }
-    if (s.Visits() >= max_scored) break;
+    if (s.scored >= max_scored) break;
   }
   return Status::Ok();
 }

@@ -8,7 +8,7 @@
 // (strict_order drops results closer than one already returned) until
 // hnsw.max_scan_tuples elements have been visited or nothing is left.
 // Filtered two-hop scans may widen the first batch's ef (HnswWidenTwoHop,
-// hnsw.filter_ef_widen) and count looked-through elements as visited.
+// hnsw.filter_ef_widen).
 //
 // Distance cut-off: for `WHERE col <op> q < d ORDER BY col <op> q`, an
 // ExecutorStart hook (HnswScanInit) finds the qual on every hnsw index scan
@@ -405,7 +405,7 @@ static bool HnswExhaustiveBatch(HnswScanOpaque so);
 #define HNSW_TWO_HOP_LINKS_WANTED 20.0
 static void HnswWidenTwoHop(HnswScanOpaque so) {
   HnswStore* st = &so->store;
-  if (!st->two_hop || !so->search.resumable || st->two_hop_expansions == 0 || so->search.Visits() >= so->max_scored ||
+  if (!st->two_hop || !so->search.resumable || st->two_hop_expansions == 0 || so->search.scored >= so->max_scored ||
       !(hnsw_filter_ef_widen > 1.0))
     return;
   const double wanted = HNSW_TWO_HOP_LINKS_WANTED, max_widen = hnsw_filter_ef_widen;
@@ -461,16 +461,12 @@ static void HnswStartSearch(IndexScanDesc scan) {
   HnswStoreSetQuery(&so->store, so->query);
   so->store.filter = so->filter;
   so->store.link_codes = (meta.flags & HNSW_META_LINK_CODES) != 0;
-  bool track_through = false;
   if (so->filter != NULL && so->store.link_codes && hnsw_filter_two_hop) {
     // Level-0 expansions look through excluded elements (HnswStore::Neighbors);
     // the link cache holds no codes, so it stays off.
     so->store.two_hop = true;
     so->store.max_entries = 0;
     if (!HnswFilterCodeTerms(so->filter, &so->store.code_terms, &so->store.ncode_terms)) so->store.ncode_terms = -1;
-    // Looked-through elements count against hnsw.max_scan_tuples like
-    // scored ones: each costs a page visit.
-    track_through = true;
   }
   if (so->sq8) {
     // The executor re-ranks SQ8 rows (xs_recheckorderby): it returns its
@@ -487,7 +483,6 @@ static void HnswStartSearch(IndexScanDesc scan) {
   }
   vecext::hnsw::Allocator alloc{HnswPallocAllocate, HnswPallocRelease, so->cxt};
   HnswCheckStatus(so->search.Init(alloc, (size_t)so->ef, so->iterative != HNSW_ITERATIVE_SCAN_OFF));
-  if (track_through) so->search.extra_visits = &so->store.through_reads;
   so->scratch = (SearchScratch*)palloc(sizeof(SearchScratch));
   so->batch = (Candidate*)palloc(sizeof(Candidate) * (size_t)(so->ef + 1));
   MemoryContextSwitchTo(old);
@@ -519,12 +514,9 @@ static void HnswStartSearch(IndexScanDesc scan) {
   // A filtered search that spent its whole budget without finding ef_search
   // rows that may match: the matching rows lie far from the query in the
   // graph. Before returning anything, one pass over the index gives them
-  // all, in exact distance order. A two-hop search that spent it (looked-
-  // through elements count) did not converge even if it holds ef_search
-  // rows (a filter too rare for the graph, 0.1%): the same pass, so that
-  // counting look-throughs bounds the work without costing recall.
-  if (so->filter != NULL && so->iterative != HNSW_ITERATIVE_SCAN_OFF && so->search.Visits() >= so->max_scored &&
-      (so->batch_len < (size_t)so->ef || so->store.two_hop)) {
+  // all, in exact distance order.
+  if (so->filter != NULL && so->iterative != HNSW_ITERATIVE_SCAN_OFF && so->search.scored >= so->max_scored &&
+      so->batch_len < (size_t)so->ef) {
     HnswExhaustiveBatch(so);
     return;
   }
@@ -619,11 +611,11 @@ static bool HnswExhaustiveBatch(HnswScanOpaque so) {
 static bool HnswNextBatch(HnswScanOpaque so) {
   LayerSearch& s = so->search;
   if (so->filter != NULL && so->iterative != HNSW_ITERATIVE_SCAN_OFF && !so->exhausted &&
-      (s.Visits() >= so->max_scored || (s.results.size == 0 && s.candidates.size == 0 && s.discarded.size == 0 &&
+      (s.scored >= so->max_scored || (s.results.size == 0 && s.candidates.size == 0 && s.discarded.size == 0 &&
                                       s.evicted.size == 0)))
     return HnswExhaustiveBatch(so);
   if (so->exhausted) return false;
-  if (so->iterative == HNSW_ITERATIVE_SCAN_OFF || s.Visits() >= so->max_scored) return false;
+  if (so->iterative == HNSW_ITERATIVE_SCAN_OFF || s.scored >= so->max_scored) return false;
   if (so->bounded && !so->sq8) {
     // Nothing pending below the bound: no later batch can return a row.
     // (Under SQ8 the pending distances are approximate: no early end.)

@@ -7,8 +7,8 @@
 #   - the SQ8 index has link codes: its default two-hop traversal (with the
 #     adaptive candidate list, hnsw.filter_ef_widen) returns LIMIT rows
 #     whenever that many match and keeps recall >= 0.9 (measured: >= 0.98),
-#     LIMIT rows also when hnsw.max_scan_tuples (which counts looked-through
-#     elements) is small and scans end with their exact pass;
+#     LIMIT rows also when hnsw.max_scan_tuples is small and scans end with
+#     their exact pass;
 #   - a streaming standby returns exactly the primary's filtered answers and
 #     its index passes the structure check.
 # Sizes: VECEXT_FILTER_ROWS (20000), VECEXT_FILTER_DIM (16),
