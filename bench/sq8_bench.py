@@ -14,7 +14,10 @@ Run through bench/sq8_bench.sh (a throwaway cluster).
 2000 dimensions only an SQ8 index can be built (the float4 `vector` type
 allows 16000), e.g. `--dataset synthetic --rows 100000 --dim 3072 --only sq8`.
 Every build reports whether it stayed in memory (the builder's NOTICE when
-the graph outgrows maintenance_work_mem, --maintenance-work-mem).
+the graph outgrows maintenance_work_mem, --maintenance-work-mem) and the time
+of its phases (its DEBUG1 summary: SQ8 training scan, loading scan, graph,
+pages, WAL), and the peak memory of the backend (an SQ8 index's builder holds
+codes, not floats).
 """
 import argparse
 import os
@@ -54,12 +57,14 @@ def build(conn, table, opclass, m, efc, quant, threads, mwm):
     notices = []
     conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
     conn.execute(f"SET max_parallel_maintenance_workers = {threads - 1}")
+    conn.execute("SET client_min_messages = debug1")  # the build's phase summary (one DEBUG1 line)
     pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
     with hb.PeakRss(pid) as rss:
         t0 = time.perf_counter()
         conn.execute(f"CREATE INDEX {table}_idx ON {table} USING hnsw (v {opclass}) "
                      f"WITH (m = {m}, ef_construction = {efc}, quantization = '{quant}')")
         secs = time.perf_counter() - t0
+    conn.execute("RESET client_min_messages")
     size = conn.execute(f"SELECT pg_relation_size('{table}_idx')").fetchone()[0]
     return secs, size, (rss.peak - rss.base) / 1024.0, notices
 
@@ -189,7 +194,8 @@ def main():
             f"peak backend memory +{peak:,.0f} MB, "
             f"{'SPILLED to the on-disk insertion path' if spilled else 'in memory (no spill notice)'}")
         for m in notices:
-            log(f"    notice: {m}")
+            if "no longer fits" in m or "rows in memory" in m:
+                log(f"    {'phases' if 'rows in memory' in m else 'notice'}: {m}")
 
     res = {q: {ef: {"recall": [], "client": [], "loop": []} for ef in args.ef_search} for q in quants}
     for rep in range(args.repeat):
