@@ -78,6 +78,7 @@ struct ElementSpace {
   std::size_t dim;
   Metric metric;
   Sq8CodeFn code;  // SQ8 codes when not null: code_l1 under L1, else code_l2
+  Sq8OffsetFn probe;  // SQ8 under L2 and L1: the asymmetric kernel (see Probe)
   Sq8Params sq8;
 };
 
@@ -207,7 +208,13 @@ ElementSpace MakeSpace(const BuildParams& p, const std::vector<float>& lo, const
   s.dim = p.dim;
   s.metric = p.metric;
   s.code = nullptr;
-  if (p.sq8.dim != 0) s.code = p.metric == Metric::kL1 ? Sq8KernelsDispatched().code_l1 : Sq8KernelsDispatched().code_l2;
+  s.probe = nullptr;
+  if (p.sq8.dim != 0) {
+    const Sq8Kernels& k = Sq8KernelsDispatched();
+    s.code = p.metric == Metric::kL1 ? k.code_l1 : k.code_l2;
+    if (p.metric == Metric::kL2) s.probe = k.l2;
+    if (p.metric == Metric::kL1) s.probe = k.l1;
+  }
   s.sq8.dim = p.sq8.dim;
   s.sq8.lo = lo.data();
   s.sq8.scale = scale.data();
@@ -262,6 +269,29 @@ class GraphBuilderImpl {
   }
   unsigned char* ElemPtr(std::size_t row) const { return RowPtr(row) + 16; }
   float Dist(const unsigned char* a, const unsigned char* b) const { return ElementDistance(space_.space(), a, b); }
+
+  // The element a search compares with many others (the row being inserted).
+  // SQ8 under L2 and L1: its codes times the scales, once, in `a`, so that
+  // each comparison is the asymmetric kernel (a_i - s_i d_i: one FMA less
+  // per 16 codes than s_i (c_i - d_i)); the same distance as Dist up to the
+  // rounding of a_i. Else Dist.
+  struct Probe {
+    const unsigned char* elem;
+    const float* a;  // null: Dist
+  };
+  Probe MakeProbe(const unsigned char* elem, std::vector<float>* buffer) const {
+    const ElementSpace& sp = space_.space();
+    if (sp.probe == nullptr) return {elem, nullptr};
+    buffer->resize(params_.dim);
+    const std::uint8_t* c = elem + sizeof(Sq8ElementInfo);
+    for (std::size_t i = 0; i < params_.dim; i++) (*buffer)[i] = sp.sq8.scale[i] * static_cast<float>(c[i]);
+    return {elem, buffer->data()};
+  }
+  float ProbeDist(const Probe& q, const unsigned char* b) const {
+    const ElementSpace& sp = space_.space();
+    if (q.a == nullptr) return Dist(q.elem, b);
+    return sp.probe(q.a, sp.sq8.scale, b + sizeof(Sq8ElementInfo), params_.dim);
+  }
   std::uint64_t PayloadOf(std::size_t row) const {
     std::uint64_t payload;
     std::memcpy(&payload, RowPtr(row), sizeof payload);
@@ -284,7 +314,7 @@ class GraphBuilderImpl {
   // ep (hnswlib's searchBaseLayer, reorganised for memory: a list is copied
   // under its lock, then the unvisited neighbours' vectors are prefetched one
   // ahead of their distance computation). May throw (std::bad_alloc).
-  MaxHeap SearchLayer(tableint ep, const unsigned char* vec, int level) const {
+  MaxHeap SearchLayer(tableint ep, const Probe& vec, int level) const {
     Index& h = *index_;
     const std::size_t ef = h.ef_construction_;
     hnswlib::VisitedList* vl = h.visited_list_pool_->getFreeVisitedList();
@@ -294,7 +324,7 @@ class GraphBuilderImpl {
     MaxHeap candidates;  // by negated distance: nearest on top
     tableint ids[2 * kMaxM];
     try {
-      float d = Dist(vec, ElemPtr(ep));
+      float d = ProbeDist(vec, ElemPtr(ep));
       top.emplace(d, ep);
       candidates.emplace(-d, ep);
       visited[ep] = tag;
@@ -321,7 +351,7 @@ class GraphBuilderImpl {
         if (fresh > 0) Prefetch(ids[0]);
         for (std::size_t i = 0; i < fresh; i++) {
           if (i + 1 < fresh) Prefetch(ids[i + 1]);
-          const float dist = Dist(vec, ElemPtr(ids[i]));
+          const float dist = ProbeDist(vec, ElemPtr(ids[i]));
           if (top.size() < ef || dist < bound) {
             candidates.emplace(-dist, ids[i]);
             top.emplace(dist, ids[i]);
@@ -438,13 +468,14 @@ class GraphBuilderImpl {
   void InsertRow(tableint cur) {
     Index& h = *index_;
     const int level = LevelOf(cur);
-    const unsigned char* vec = ElemPtr(cur);
+    thread_local std::vector<float> probe_buffer;
+    const Probe vec = MakeProbe(ElemPtr(cur), &probe_buffer);
 
     std::unique_lock<std::mutex> lock_el(h.link_list_locks_[cur], std::defer_lock);
     if (concurrent_) lock_el.lock();
     std::memset(h.data_level0_memory_ + cur * h.size_data_per_element_ + h.offsetLevel0_, 0,
                 h.size_data_per_element_);
-    std::memcpy(h.getDataByInternalId(cur), &vec, sizeof vec);
+    std::memcpy(h.getDataByInternalId(cur), &vec.elem, sizeof vec.elem);
     h.setExternalLabel(cur, cur);
     if (level > 0) {
       std::size_t bytes = h.size_links_per_element_ * level + 1;
@@ -469,7 +500,7 @@ class GraphBuilderImpl {
     if (level <= top && concurrent_) lock_global.unlock();
 
     if (level < top) {  // greedy descent to the element's top level
-      float best = Dist(vec, ElemPtr(ep));
+      float best = ProbeDist(vec, ElemPtr(ep));
       tableint ids[kMaxM];
       for (int lc = top; lc > level; lc--) {
         bool changed = true;
@@ -485,7 +516,7 @@ class GraphBuilderImpl {
           }
           for (std::size_t i = 0; i < count; i++) {
             if (i + 1 < count) Prefetch(ids[i + 1]);
-            float d = Dist(vec, ElemPtr(ids[i]));
+            float d = ProbeDist(vec, ElemPtr(ids[i]));
             if (d < best) {
               best = d;
               ep = ids[i];
@@ -580,8 +611,9 @@ class GraphBuilderImpl {
     }
     std::sort(out->begin(), out->end());
     tableint ep = index_->enterpoint_node_;
-    const unsigned char* vec = ElemPtr(x);
-    float best = Dist(vec, ElemPtr(ep));
+    std::vector<float> probe_buffer;
+    const Probe vec = MakeProbe(ElemPtr(x), &probe_buffer);
+    float best = ProbeDist(vec, ElemPtr(ep));
     for (int lc = index_->maxlevel_; lc > 0; lc--) {
       bool changed = true;
       while (changed) {
@@ -590,7 +622,7 @@ class GraphBuilderImpl {
         const std::size_t n = index_->getListCount(list);
         const tableint* up = reinterpret_cast<const tableint*>(list + 1);
         for (std::size_t i = 0; i < n; i++) {
-          float d = Dist(vec, ElemPtr(up[i]));
+          float d = ProbeDist(vec, ElemPtr(up[i]));
           if (d < best) {
             best = d;
             ep = up[i];

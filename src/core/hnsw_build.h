@@ -11,8 +11,11 @@
 // the builder keeps SQ8 codes instead of floats: each row is encoded at
 // Append (Sq8Encode: codes and Sq8ElementInfo, the side data computed from
 // the float vector), the floats are not kept, and every distance of the
-// build is code to code (Sq8CodeDistance, the distance the index's own
-// inserts use). A row then takes 12 + dim bytes instead of 4 dim.
+// build comes from codes: code to code between stored rows
+// (Sq8CodeDistance, the distance the index's own inserts use), and under
+// L2 and L1 the asymmetric kernel from the row being inserted (its codes
+// times the scales, computed once) to the rows its searches visit. A row
+// then takes 12 + dim bytes instead of 4 dim.
 //
 // Rows are numbered 0, 1, ... in Append order; a row's number is its element
 // id in the graph. Levels are drawn at Append from a generator seeded with
