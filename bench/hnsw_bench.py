@@ -18,7 +18,10 @@ build time per build thread count (max_parallel_maintenance_workers + 1) and
 peak backend memory (anonymous RSS), index size; and for each ef_search:
 recall@10 against exact results, queries/s on one connection with a
 prepared statement (a thin client: libpq's exec_prepared through psycopg,
-the vector in binary) and its p50/p99 latency, the same through psycopg's
+the vector in binary) and its p50/p99 latency, the same statement through a
+C client (bench/knn_client.c, libpq, compiled on the fly with gcc): serially,
+and in libpq pipeline mode with --pipeline-depth queries in flight on the one
+connection; the same through psycopg's
 cursor API (vector as text; the figure earlier versions reported), queries/s of a PL/pgSQL loop
 over the query vectors inside the server (no client round trip), shared
 buffer accesses per query (EXPLAIN (ANALYZE, BUFFERS) on a sample), and
@@ -254,6 +257,55 @@ def measure_single(ef, qbins):
             "p50_ms": 1000 * lat[len(lat) // 2], "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))]}
 
 
+C_CLIENT = None  # path of the compiled bench/knn_client.c, or "" when it cannot be built
+C_QUERIES = {}   # id(qbins) -> query file
+
+
+def c_client(out_dir):
+    """Compiles bench/knn_client.c (gcc, libpq) once; "" if that fails."""
+    global C_CLIENT
+    if C_CLIENT is None:
+        import shutil
+        import subprocess
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "knn_client.c")
+        exe = os.path.join(out_dir, "knn_client")
+        os.makedirs(out_dir, exist_ok=True)
+        inc = subprocess.run(["pg_config", "--includedir"], capture_output=True, text=True).stdout.strip()
+        r = subprocess.run([shutil.which("gcc") or "gcc", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{inc}", "-o", exe, src,
+                            "-lpq"], capture_output=True, text=True) if shutil.which("gcc") else None
+        if r is None or r.returncode != 0:
+            log("  (C client not built: " + (r.stderr.strip() if r is not None else "no gcc") + ")")
+            C_CLIENT = ""
+        else:
+            C_CLIENT = exe
+    return C_CLIENT
+
+
+def measure_c(ef, qbins, out_dir, depth=0):
+    """Queries/s of bench/knn_client.c on one connection: the same prepared
+    statement with the vector in binary, serially (depth 0) or in libpq
+    pipeline mode with `depth` queries in flight. Returns (q/s, ids per
+    query) or (None, None) when the C client is unavailable."""
+    import subprocess
+    exe = c_client(out_dir)
+    if not exe:
+        return None, None
+    qfile = C_QUERIES.get(id(qbins))
+    if qfile is None:
+        qfile = os.path.join(out_dir, f"knn_queries_{os.getpid()}.bin")
+        with open(qfile, "wb") as f:
+            f.write(b"".join(qbins))
+        C_QUERIES[id(qbins)] = qfile
+    env = dict(os.environ, PGDATABASE=DB)
+    r = subprocess.run([exe, qfile, QUERY_PQ.decode(), "1", str(depth), "SET enable_seqscan = off",
+                        f"SET hnsw.ef_search = {ef}"], capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr)
+    qps = float(r.stderr.strip().splitlines()[-1].split(":")[1].split()[0])
+    found = [[int(x) for x in line.split()] for line in r.stdout.splitlines()]
+    return qps, found
+
+
 def measure_trivial(n=5000):
     """Queries/s of a trivial prepared statement (SELECT 1) through the same
     thin client: the client path's own cost per query, to set the client
@@ -423,7 +475,7 @@ def bench_dataset(args, name, base, queries, metric):
                     log(f"    hnswlib build, {threads} thread(s): {hb['seconds']:.1f} s "
                         f"(process memory +{hb['rss_mb']:,.0f} MB)")
         # Queries: repeat, interleaved over ef_search.
-        per_ef = {ef: {"recall": [], "qps": [], "psycopg": [], "p50": [], "p99": [], "loop": [], "conc": [],
+        per_ef = {ef: {"recall": [], "qps": [], "c_qps": [], "c_pipe": [], "psycopg": [], "p50": [], "p99": [], "loop": [], "conc": [],
                        "hl_recall": [], "hl_qps": []} for ef in args.ef_search}
         for rep in range(args.repeat):
             for ef in args.ef_search:
@@ -433,6 +485,12 @@ def bench_dataset(args, name, base, queries, metric):
                 r["qps"].append(s["qps"])
                 r["p50"].append(s["p50_ms"])
                 r["p99"].append(s["p99_ms"])
+                c_qps, c_found = measure_c(ef, qbins, args.out)
+                if c_qps is not None:
+                    r["c_qps"].append(c_qps)
+                    if c_found != s["found"]:
+                        log(f"    warning: the C client's results differ from the Python client's at ef_search {ef}")
+                    r["c_pipe"].append(measure_c(ef, qbins, args.out, depth=args.pipeline_depth)[0])
                 r["psycopg"].append(measure_psycopg(ef, qtexts))
                 r["loop"].append(measure_loop(ef, nq))
                 r["conc"].append(measure_concurrent(ef, qbins))
@@ -447,19 +505,21 @@ def bench_dataset(args, name, base, queries, metric):
         for ef in args.ef_search:
             r = per_ef[ef]
             hits, reads, node = measure_buffers(ef, qtexts, args.explain_sample)
-            e = {k: median(v) for k, v in r.items()}
+            e = {k: (median(v) if v else None) for k, v in r.items()}
             e["buffers"] = hits + reads
             e["buffer_reads"] = reads
             e["plan"] = node
             run["ef"][ef] = e
             ratio = e["loop"] / e["hl_qps"] if e.get("hl_qps") else None
-            rows.append([str(ef), report.fmt(e["recall"], 3), report.fmt(e["qps"], 0), report.fmt(e["psycopg"], 0),
+            rows.append([str(ef), report.fmt(e["recall"], 3), report.fmt(e["qps"], 0), report.fmt(e["c_qps"], 0),
+                         report.fmt(e["c_pipe"], 0), report.fmt(e["psycopg"], 0),
                          report.fmt(e["p50"], 2),
                          report.fmt(e["p99"], 2), report.fmt(e["loop"], 0), report.fmt(e["buffers"], 0),
                          report.fmt(e["conc"], 0), report.fmt(e["hl_recall"], 3), report.fmt(e["hl_qps"], 0),
                          report.fmt(ratio, 2)])
         plan = run["ef"][args.ef_search[0]]["plan"]
-        header = ["ef_search", "recall@10", "q/s 1 conn", "q/s psycopg", "p50 ms", "p99 ms", "q/s in-server", "buffers/query",
+        header = ["ef_search", "recall@10", "q/s 1 conn", "q/s 1 conn C", f"q/s 1 conn C pipelined ({args.pipeline_depth})",
+                  "q/s psycopg", "p50 ms", "p99 ms", "q/s in-server", "buffers/query",
                   "q/s 2 conns", "hnswlib recall", "hnswlib q/s", "in-server / hnswlib"]
         table = report.markdown_table(header, rows)
         builds = "; ".join(f"{b['threads']} thread(s) {b['seconds']:.1f} s (peak +{b['peak_rss_mb']:,.0f} MB)"
@@ -487,6 +547,7 @@ def bench_dataset(args, name, base, queries, metric):
         png = os.path.join(args.out, f"hnsw_{name}_m{args.m}_efc{efc}.png")
         series = [
             ("vecext, 1 connection (prepared, binary)", [(run["ef"][ef]["recall"], run["ef"][ef]["qps"]) for ef in args.ef_search]),
+            ("vecext, 1 connection (C client, prepared, binary)", [(run["ef"][ef]["recall"], run["ef"][ef]["c_qps"]) for ef in args.ef_search if run["ef"][ef]["c_qps"]]),
             ("vecext, 1 connection (psycopg cursor)", [(run["ef"][ef]["recall"], run["ef"][ef]["psycopg"]) for ef in args.ef_search]),
             ("vecext, in-server PL/pgSQL loop", [(run["ef"][ef]["recall"], run["ef"][ef]["loop"]) for ef in args.ef_search]),
             ("vecext, 2 connections", [(run["ef"][ef]["recall"], run["ef"][ef]["conc"]) for ef in args.ef_search]),
@@ -505,6 +566,9 @@ def bench_dataset(args, name, base, queries, metric):
         json.dump(results, f, indent=1, default=str)
     with connect() as conn:
         conn.execute("DROP TABLE IF EXISTS items, bench_queries")
+    for qfile in C_QUERIES.values():
+        os.remove(qfile)
+    C_QUERIES.clear()
     return results
 
 
@@ -537,6 +601,8 @@ def main():
     ap.add_argument("--build-keep-pruned", default="on", choices=["on", "off"],
                     help="hnsw.build_keep_pruned for the builds (off: hnswlib's sparser level-0 lists)")
     ap.add_argument("--repeat", type=int, default=3, help="query rounds (median reported)")
+    ap.add_argument("--pipeline-depth", type=int, default=8,
+                    help="queries in flight for the C client's pipelined single-connection figure")
     ap.add_argument("--explain-sample", type=int, default=50)
     ap.add_argument("--no-hnswlib", action="store_true")
     ap.add_argument("--quick", action="store_true",
