@@ -427,6 +427,11 @@ static inline int CopyLinks(HnswNeighborTuple ntup, int level, int m, uint64* ou
 // prefetches. Pins held at once stay within Postgres' 8 fast private
 // refcount slots.
 #define HNSW_PIPELINE_DEPTH 3
+// How many groups ahead of the one being scored Score prefetches element
+// tuples (at most HNSW_PIPELINE_DEPTH: those groups are pinned).
+#ifndef HNSW_ITEM_PREFETCH_DISTANCE
+#define HNSW_ITEM_PREFETCH_DISTANCE 2
+#endif
 
 // Prefetch hints (never dereferenced as data): the start of a page (header
 // and line pointers) and its special space.
@@ -456,7 +461,10 @@ void HnswStore::Score(const ElementId* ids, int n, int level, float bound, Candi
   scored += (uint64)n;
   // Lines of an element tuple worth prefetching: all of it (the hardware
   // prefetcher only starts streaming after a few misses).
-  const Size element_lines = Min((element_size + 63) / 64, (Size)16);
+  // The build writes each element's neighbour tuple right after (above) its
+  // element tuple, and an expanded element's links are read from there: the
+  // prefetch covers both when they are small.
+  const Size element_lines = Min((element_size + HNSW_NEIGHBOR_TUPLE_SIZE(HnswNeighborSlots(0, m)) + 63) / 64, (Size)16);
 
   // Groups of ids on one page: [group_start[g], group_start[g + 1]).
   int group_start[vecext::hnsw::kMaxLinks + 1];
@@ -484,20 +492,35 @@ void HnswStore::Score(const ElementId* ids, int n, int level, float bound, Candi
   // shared lock.
   Buffer bufs[HNSW_PIPELINE_DEPTH + 1];
   int pinned = 0;  // groups [0, pinned) have been pinned (or found invalid)
+  int items_prefetched = 0;  // groups [0, items_prefetched) have had their element tuples prefetched
+  // Large elements (their prefetch alone fills the line fill buffers) one group ahead.
+  const int item_distance = element_size > 768 ? 1 : HNSW_ITEM_PREFETCH_DISTANCE;
   for (int g = 0; g < ngroups; g++) {
     while (pinned < ngroups && pinned <= g + HNSW_PIPELINE_DEPTH) {
       Buffer b = ReadElementBuffer(this, IdBlock(ids[order[group_start[pinned]]]));
-      if (BufferIsValid(b)) PrefetchPageHead(BufferGetPage(b));
+      if (BufferIsValid(b)) {
+        Page bpage = BufferGetPage(b);
+        PrefetchPageHead(bpage);
+        // The line pointers the item prefetch below will read.
+        for (int k = group_start[pinned]; k < group_start[pinned + 1]; k++) {
+          const OffsetNumber off = IdOffset(ids[order[k]]);
+          if (off >= FirstOffsetNumber && off <= MaxOffsetNumber) __builtin_prefetch(PageGetItemId(bpage, off));
+        }
+      }
       bufs[pinned % (HNSW_PIPELINE_DEPTH + 1)] = b;
       pinned++;
     }
-    if (g + 1 < ngroups) {
-      Buffer next = bufs[(g + 1) % (HNSW_PIPELINE_DEPTH + 1)];
+    // Element tuples two groups ahead (one at the start), so that they
+    // arrive before they are scored even when scoring a group is quick.
+    if (items_prefetched < g + 1) items_prefetched = g + 1;
+    while (items_prefetched < ngroups && items_prefetched <= g + item_distance) {
+      Buffer next = bufs[items_prefetched % (HNSW_PIPELINE_DEPTH + 1)];
       if (BufferIsValid(next)) {
         Page npage = BufferGetPage(next);
-        for (int k = group_start[g + 1]; k < group_start[g + 2]; k++)
+        for (int k = group_start[items_prefetched]; k < group_start[items_prefetched + 1]; k++)
           PrefetchItem(npage, IdOffset(ids[order[k]]), element_lines);
       }
+      items_prefetched++;
     }
 
     const int i = group_start[g];
