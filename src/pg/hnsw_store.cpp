@@ -459,12 +459,14 @@ void HnswStore::Score(const ElementId* ids, int n, int level, float bound, Candi
   uint16 order[vecext::hnsw::kMaxLinks];
   SortByBlock(ids, n, order);
   scored += (uint64)n;
-  // Lines of an element tuple worth prefetching: all of it (the hardware
-  // prefetcher only starts streaming after a few misses).
-  // The build writes each element's neighbour tuple right after (above) its
-  // element tuple, and an expanded element's links are read from there: the
-  // prefetch covers both when they are small.
-  const Size element_lines = Min((element_size + HNSW_NEIGHBOR_TUPLE_SIZE(HnswNeighborSlots(0, m)) + 63) / 64, (Size)16);
+  // Lines of an element tuple worth prefetching: all of it, up to 2 KB (the
+  // hardware prefetcher only starts streaming after a few misses; 32 lines
+  // measured 5-10% faster than 16 on 784-dimension floats, all 49 no
+  // better). The build writes each element's neighbour tuple right after
+  // (above) its element tuple, and an expanded element's links are read
+  // from there: the prefetch covers both when they are small.
+  const Size element_lines =
+      Min((element_size + HNSW_NEIGHBOR_TUPLE_SIZE(HnswNeighborSlots(0, m)) + 63) / 64, (Size)32);
 
   // Groups of ids on one page: [group_start[g], group_start[g + 1]).
   int group_start[vecext::hnsw::kMaxLinks + 1];
