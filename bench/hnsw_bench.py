@@ -490,7 +490,10 @@ def bench_dataset(args, name, base, queries, metric):
                     r["c_qps"].append(c_qps)
                     if c_found != s["found"]:
                         log(f"    warning: the C client's results differ from the Python client's at ef_search {ef}")
-                    r["c_pipe"].append(measure_c(ef, qbins, args.out, depth=args.pipeline_depth)[0])
+                    p_qps, p_found = measure_c(ef, qbins, args.out, depth=args.pipeline_depth)
+                    r["c_pipe"].append(p_qps)
+                    if p_found != s["found"]:
+                        log(f"    warning: the pipelined C client's results differ from the Python client's at ef_search {ef}")
                 r["psycopg"].append(measure_psycopg(ef, qtexts))
                 r["loop"].append(measure_loop(ef, nq))
                 r["conc"].append(measure_concurrent(ef, qbins))
