@@ -414,7 +414,8 @@ class GraphBuilderImpl {
   }
 
   // Links row `cur` on `level` to the heuristic's choice among `found` (at
-  // most m), and each chosen neighbour back to cur: in a free slot, else by
+  // most m; 2m on level 0 with dense_level0), and each chosen neighbour back
+  // to cur: in a free slot, else by
   // re-running the heuristic over the neighbour's links plus cur (hnswlib's
   // mutuallyConnectNewElement, with the heuristic of hnsw_heuristic.h and
   // prefetching). Returns the nearest chosen neighbour (the next level's
@@ -426,8 +427,9 @@ class GraphBuilderImpl {
     for (; !found->empty(); found->pop()) sc.cands.push_back({found->top().first, found->top().second, 0});
     Sort(&sc);
     const bool keep_pruned = level == 0 && params_.keep_pruned;
-    const int chosen = Select(&sc, params_.m, keep_pruned);
-    tableint selected[kMaxM];
+    const int own = level == 0 && params_.dense_level0 ? 2 * params_.m : params_.m;
+    const int chosen = Select(&sc, own, keep_pruned);
+    tableint selected[2 * kMaxM];
     for (int i = 0; i < chosen; i++) selected[i] = static_cast<tableint>(sc.cands[sc.picks[i]].id);
     {
       hnswlib::linklistsizeint* list = h.get_linklist_at_level(cur, level);

@@ -49,6 +49,15 @@ struct BuildParams {
   // in their free places (SelectNeighbors' keep_pruned): denser lists, and
   // higher recall at the same ef_search for a somewhat slower build.
   bool keep_pruned = false;
+  // Each row's OWN level-0 list is chosen with up to 2m links (the
+  // heuristic over its ef_construction candidates, then with keep_pruned
+  // the pruned ones in the free places) instead of m; the back links and
+  // the re-pruning of full lists are unchanged (2m on level 0 either way).
+  // Level-0 lists hold the same 2m slots, so memory is unchanged; the build
+  // does more re-pruning (slower). The index build sets it for indexes with
+  // link codes: two-hop filtered traversal needs the subgraph of matching
+  // rows to stay connected through few excluded elements (docs/filtering.md).
+  bool dense_level0 = false;
   // SQ8 parameters (sq8.dim == dim; the builder copies lo and scale): the
   // builder holds codes, not floats. sq8.dim == 0: floats.
   Sq8Params sq8;

@@ -185,6 +185,10 @@ static void HnswBuildCreateBuilder(HnswBuildState* bs, int dim) {
   params.capacity = HnswBuildCapacity(bs, dim);
   params.seed = HNSW_BUILD_SEED;
   params.keep_pruned = hnsw_build_keep_pruned;
+  // Indexes with link codes: each element's own level-0 list takes up to 2m
+  // links, not m (the later row-by-row inserts choose 2m already), so that
+  // two-hop filtered scans find the matching rows connected (docs/filtering.md).
+  params.dense_level0 = bs->link_codes;
   if (bs->sq8_trained) {  // the builder holds codes (the builder copies the params)
     params.sq8.dim = (uint32_t)dim;
     params.sq8.lo = bs->sq8_lo;
