@@ -68,7 +68,9 @@ constexpr std::size_t kMaxChunkRows = std::size_t{1} << 16;
 constexpr std::size_t kHugePage = std::size_t{2} << 20;
 constexpr std::size_t kUpdateLocks = Index::max_update_element_locks;  // hnswlib's fixed lock array
 constexpr std::size_t kMallocOverhead = 16;                            // glibc chunk header + rounding
-constexpr int kMaxM = 1000;
+// A level-0 list holds 2m links, and the neighbour heuristic (and the
+// search's scratch) hold at most kMaxLinks: m up to kMaxLinks / 2.
+constexpr int kMaxM = kMaxLinks / 2;
 constexpr std::size_t kPrefetchBytes = 1024;
 
 // How two elements compare: float vectors through the index distance, or

@@ -40,7 +40,7 @@ namespace hnsw {
 struct BuildParams {
   std::size_t dim = 0;         // REQUIRES: >= 1
   Metric metric = Metric::kL2;
-  int m = 16;                  // REQUIRES: 2..1000; 2m links on level 0, m above
+  int m = 16;                  // REQUIRES: 2..128 (kMaxLinks / 2); 2m links on level 0, m above
   int ef_construction = 64;    // REQUIRES: >= 1 (hnswlib uses max(ef_construction, m))
   int max_level = 16;          // levels are capped here; REQUIRES: 0..255
   std::size_t capacity = 0;    // most rows Append accepts; REQUIRES: < 2^32

@@ -24,6 +24,7 @@
 #include <gtest/gtest.h>
 
 #include "core/hnsw_build.h"
+#include "core/hnsw_types.h"
 #include "core/index_distance.h"
 #include "core/sq8.h"
 
@@ -546,6 +547,25 @@ TEST(HnswBuild, ReportsErrorsAsStatus) {
   EXPECT_EQ(GraphBuilder::Create(bad, &b).code, StatusCode::kInvalidInput);
   bad = Params(4, static_cast<Metric>(9), 10);
   EXPECT_EQ(GraphBuilder::Create(bad, &b).code, StatusCode::kInvalidInput);
+  // Level 0 holds 2m links: m above kMaxLinks / 2 would overflow the
+  // neighbour heuristic's arrays (dense level-0 lists, keep_pruned).
+  bad = Params(4, Metric::kL2, 10, kMaxLinks / 2 + 1, 400);
+  EXPECT_EQ(GraphBuilder::Create(bad, &b).code, StatusCode::kInvalidInput);
+  {
+    // The largest m builds, with every option that fills 2m places.
+    const std::size_t n = 400, dim = 4;
+    Owned big;
+    BuildParams p = Params(dim, Metric::kL2, n, kMaxLinks / 2, 300);
+    p.keep_pruned = true;
+    p.dense_level0 = true;
+    ASSERT_TRUE(GraphBuilder::Create(p, &big.b).ok());
+    std::vector<float> data = ClusteredData(n, dim, 4, 5);
+    Load(big.b, data, dim);
+    ASSERT_TRUE(big.b->AddRows(0, n, 2).ok());
+    CheckGraph(*big.b);
+    std::vector<std::uint32_t> links(kMaxLinks);
+    EXPECT_LE(big.b->Neighbors(0, 0, links.data()), static_cast<std::size_t>(kMaxLinks));
+  }
 
   Owned o;
   ASSERT_TRUE(GraphBuilder::Create(Params(3, Metric::kCosine, 2), &o.b).ok());
