@@ -550,7 +550,10 @@ void HnswStore::Score(const ElementId* ids, int n, int level, float bound, Candi
       const bool returnable =
           !(etup->flags & HNSW_ELEMENT_DELETED) &&
           !HnswStoreFilterExcludes(this, filter, etup, ItemIdGetLength(PageGetItemId(page, IdOffset(ids[at]))));
-      if (sq8_cap > 0 && level == 0 && returnable) {
+      // Side data for the scan's bounds, of elements that enter the results
+      // now (d < bound); one scored beyond the bound can only come back in
+      // a later batch, which loads what is missing (HnswStoreLoadElements).
+      if (sq8_cap > 0 && level == 0 && returnable && d < bound) {
         vecext::Sq8ElementInfo info;
         memcpy(&info, etup->vec, sizeof(info));
         Sq8InfoPut(this, ids[at], info);
