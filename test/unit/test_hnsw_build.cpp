@@ -112,22 +112,25 @@ std::vector<float> Query(const std::vector<float>& queries, std::size_t i, std::
 }
 
 // HNSW search over the graph as read back through Neighbors/EntryPoint
-// (what the page writer stores), independent of hnswlib.
-std::vector<std::uint32_t> GraphSearch(const GraphBuilder& b, Metric metric, const float* q, std::size_t k,
-                                       std::size_t ef) {
-  DistanceFn fn = IndexDistanceFn(metric);
+// (what the page writer stores), independent of hnswlib: greedy descent,
+// then a beam of ef on level 0, by `dist(row)` (the distance to the query).
+// Returns the beam's (distance, row) pairs, farthest first.
+using Item = std::pair<float, std::uint32_t>;
+template <class Dist>
+std::priority_queue<Item> BeamSearch(const GraphBuilder& b, const Dist& dist, std::size_t ef) {
+  std::priority_queue<Item> result;
   std::uint32_t ep = 0;
   int top = 0;
-  if (!b.EntryPoint(&ep, &top)) return {};
+  if (!b.EntryPoint(&ep, &top)) return result;
   std::vector<std::uint32_t> links(2 * static_cast<std::size_t>(b.m()));
-  float best = fn(q, b.Vector(ep), b.dim());
+  float best = dist(ep);
   for (int lc = top; lc > 0; lc--) {
     bool changed = true;
     while (changed) {
       changed = false;
       std::size_t n = b.Neighbors(ep, lc, links.data());
       for (std::size_t i = 0; i < n; i++) {
-        float d = fn(q, b.Vector(links[i]), b.dim());
+        float d = dist(links[i]);
         if (d < best) {
           best = d;
           ep = links[i];
@@ -136,9 +139,7 @@ std::vector<std::uint32_t> GraphSearch(const GraphBuilder& b, Metric metric, con
       }
     }
   }
-  using Item = std::pair<float, std::uint32_t>;
   std::priority_queue<Item, std::vector<Item>, std::greater<Item>> candidates;
-  std::priority_queue<Item> result;
   std::vector<bool> visited(b.rows());
   candidates.push({best, ep});
   result.push({best, ep});
@@ -152,7 +153,7 @@ std::vector<std::uint32_t> GraphSearch(const GraphBuilder& b, Metric metric, con
       std::uint32_t e = links[i];
       if (visited[e]) continue;
       visited[e] = true;
-      float d = fn(q, b.Vector(e), b.dim());
+      float d = dist(e);
       if (result.size() < ef || d < result.top().first) {
         candidates.push({d, e});
         result.push({d, e});
@@ -160,6 +161,15 @@ std::vector<std::uint32_t> GraphSearch(const GraphBuilder& b, Metric metric, con
       }
     }
   }
+  return result;
+}
+
+// The k nearest rows by BeamSearch with the index distance.
+std::vector<std::uint32_t> GraphSearch(const GraphBuilder& b, Metric metric, const float* q, std::size_t k,
+                                       std::size_t ef) {
+  DistanceFn fn = IndexDistanceFn(metric);
+  std::priority_queue<Item> result =
+      BeamSearch(b, [&](std::uint32_t row) { return fn(q, b.Vector(row), b.dim()); }, ef);
   while (result.size() > k) result.pop();
   std::vector<std::uint32_t> ids;
   while (!result.empty()) {
@@ -690,50 +700,7 @@ std::vector<std::uint32_t> Sq8ScanSearch(const GraphBuilder& b, const TrainedSq8
   Sq8Query query;
   EXPECT_TRUE(Sq8PrepareQuery(t.View(), metric, q, buffer.data(), &query).ok());
   auto dist = [&](std::uint32_t row) { return Sq8Distance(query, elem(row) + sizeof(Sq8ElementInfo)); };
-  std::uint32_t ep = 0;
-  int top = 0;
-  if (!b.EntryPoint(&ep, &top)) return {};
-  std::vector<std::uint32_t> links(2 * static_cast<std::size_t>(b.m()));
-  float best = dist(ep);
-  for (int lc = top; lc > 0; lc--) {
-    bool changed = true;
-    while (changed) {
-      changed = false;
-      std::size_t n = b.Neighbors(ep, lc, links.data());
-      for (std::size_t i = 0; i < n; i++) {
-        float d = dist(links[i]);
-        if (d < best) {
-          best = d;
-          ep = links[i];
-          changed = true;
-        }
-      }
-    }
-  }
-  using Item = std::pair<float, std::uint32_t>;
-  std::priority_queue<Item, std::vector<Item>, std::greater<Item>> candidates;
-  std::priority_queue<Item> result;
-  std::vector<bool> visited(b.inserted());
-  candidates.push({best, ep});
-  result.push({best, ep});
-  visited[ep] = true;
-  while (!candidates.empty()) {
-    Item c = candidates.top();
-    if (c.first > result.top().first && result.size() >= ef) break;
-    candidates.pop();
-    std::size_t n = b.Neighbors(c.second, 0, links.data());
-    for (std::size_t i = 0; i < n; i++) {
-      std::uint32_t e = links[i];
-      if (visited[e]) continue;
-      visited[e] = true;
-      float d = dist(e);
-      if (result.size() < ef || d < result.top().first) {
-        candidates.push({d, e});
-        result.push({d, e});
-        if (result.size() > ef) result.pop();
-      }
-    }
-  }
+  std::priority_queue<Item> result = BeamSearch(b, dist, ef);
   std::vector<Item> reranked;
   for (; !result.empty(); result.pop()) reranked.push_back({exact[result.top().second], result.top().second});
   std::sort(reranked.begin(), reranked.end());
