@@ -13,9 +13,12 @@ recall@10 against the exact filtered top 10 (numpy), queries/s of a
 PL/pgSQL loop inside the server and of one client connection, shared buffer
 accesses per query (EXPLAIN (ANALYZE, BUFFERS) of the first 20 queries), and
 the index size overhead of the metadata column. The metadata index is
-measured three ways: the default two-hop traversal (with its adaptive
-candidate list), two-hop with hnsw.filter_ef_widen = 1 (ef_search as set),
-and hnsw.filter_two_hop = off (every element reached is scored).
+measured several ways: the default two-hop traversal (with its adaptive
+candidate list, and following the value lists of an index built with
+--value-lists, the default), two-hop without value lists
+(hnsw.filter_value_lists = off), two-hop with hnsw.filter_ef_widen = 1
+(ef_search as set), and hnsw.filter_two_hop = off (every element reached is
+scored).
 
 Data sets: Fashion-MNIST with its class label as metadata (10 classes), and
 a synthetic clustered set with metadata at 10%, 1% and 0.1% selectivity and
@@ -91,6 +94,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--link-codes", default="on", choices=["on", "off"],
                     help="build the metadata index with link codes (two-hop filtered scans)")
+    ap.add_argument("--value-lists", type=int, default=1, choices=[0, 1, 2, 3, 4],
+                    help="build the metadata index WITH (value_lists = N) (0: without); the two-hop scan is "
+                         "then measured with and without following them (hnsw.filter_value_lists)")
     ap.add_argument("--library", default=None,
                     help="measure this build of vecext.so (absolute path without .so, e.g. /tmp/x/vecext) "
                          "instead of the installed one: the benchmark database's functions are pointed at it")
@@ -138,7 +144,8 @@ def main():
         # The metadata index stores link codes (--link-codes), so the same
         # index is measured with and without the two-hop traversal.
         for idx, cols, extra in (("fitems_meta_idx", "v vector_l2_ops, metadata jsonb_hnsw_ops",
-                                  f", link_codes = {'on' if args.link_codes == 'on' else 'off'}"),
+                                  f", link_codes = {'on' if args.link_codes == 'on' else 'off'}"
+                                  + (f", value_lists = {args.value_lists}" if args.value_lists else "")),
                                  ("fitems_plain_idx", "v vector_l2_ops", "")):
             t0 = time.perf_counter()
             conn.execute(f"CREATE INDEX {idx} ON fitems USING hnsw ({cols}) "
@@ -169,11 +176,14 @@ END $$""")
 
     plans = {  # name -> indexes to drop for the plan
         "in-index, two-hop": ["fitems_plain_idx", "fitems_gin"],
+        "in-index, two-hop, no value lists": ["fitems_plain_idx", "fitems_gin"],
         "in-index, two-hop, ef_widen 1": ["fitems_plain_idx", "fitems_gin"],
         "in-index, every element scored": ["fitems_plain_idx", "fitems_gin"],
         "post-filter (iterative)": ["fitems_meta_idx", "fitems_gin"],
         "exact (GIN + sort)": ["fitems_meta_idx", "fitems_plain_idx"],
     }
+    if not args.value_lists:
+        del plans["in-index, two-hop, no value lists"]
 
     def run(plan, filt, exact_ids):
         """rows-complete share, recall, client q/s, in-server q/s (medians over repeats)."""
@@ -188,6 +198,8 @@ END $$""")
                     conn.execute("SET LOCAL hnsw.filter_two_hop = off")
                 if plan == "in-index, two-hop, ef_widen 1":
                     conn.execute("SET LOCAL hnsw.filter_ef_widen = 1")
+                if plan == "in-index, two-hop, no value lists":
+                    conn.execute("SET LOCAL hnsw.filter_value_lists = off")
                 if plan != "exact (GIN + sort)":
                     conn.execute("SET LOCAL enable_seqscan = off")
                     conn.execute("SET LOCAL enable_bitmapscan = off")

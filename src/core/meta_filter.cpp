@@ -1158,4 +1158,97 @@ std::size_t Describe(const Node* prog, std::uint32_t n, char* buf, std::size_t c
   return out.len;
 }
 
+// ---------------------------------------------------------------------------
+// Value keys
+
+namespace {
+
+constexpr ValueKey kValueKeyEntry = ValueKey{1} << 62;
+constexpr ValueKey kValueKeyNumber = ValueKey{2} << 62;
+constexpr ValueKey kValueKeyKindMask = ValueKey{3} << 62;
+
+// The key of an exact number x at tag (kNoValueKey when x is not a float32
+// or is NaN).
+ValueKey NumberKey(std::uint16_t tag, double x) {
+  if (std::isnan(x)) return kNoValueKey;
+  if (x == 0) x = 0;  // -0 is 0
+  const float f = static_cast<float>(x);
+  if (static_cast<double>(f) != x) return kNoValueKey;
+  std::uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  return kValueKeyNumber | (ValueKey{static_cast<std::uint16_t>(tag & 0xFFFE)} << 32) | bits;
+}
+
+ValueKey LeafKey(const Node& node) {
+  if (node.op == NodeOp::kHasValue) return kValueKeyEntry | node.arg;
+  if (node.op == NodeOp::kNumCmp && node.cmp == CmpOp::kEq && node.lo == node.hi)
+    return NumberKey(static_cast<std::uint16_t>(node.arg), node.lo);
+  return kNoValueKey;
+}
+
+}  // namespace
+
+std::size_t ValueKeys(const SignatureView& v, ValueKey* out, std::size_t cap) {
+  if (v.flags & (kFlagNull | kFlagTruncated)) return 0;
+  std::size_t n = 0;
+  for (std::uint32_t i = 0; i < v.n_values; i++, n++) {
+    if (n < cap) out[n] = kValueKeyEntry | Get32(v.values + 4 * std::size_t{i});
+  }
+  const bool wide = (v.flags & kFlagWide) != 0;
+  const std::size_t esize = NumberEntrySize(wide);
+  for (std::uint32_t i = 0; i < v.n_numbers; i++) {
+    const std::uint8_t* e = v.numbers + esize * i;
+    const std::uint16_t tag = Get16(e);
+    if (!(tag & 1)) continue;
+    double x;
+    if (wide) {
+      const std::uint64_t bits = Get64(e + 2);
+      std::memcpy(&x, &bits, sizeof x);
+    } else {
+      const std::uint32_t bits = Get32(e + 2);
+      float f;
+      std::memcpy(&f, &bits, sizeof f);
+      x = static_cast<double>(f);
+    }
+    const ValueKey key = NumberKey(tag, x);
+    if (key == kNoValueKey) continue;
+    if (n < cap) out[n] = key;
+    n++;
+  }
+  return n;
+}
+
+std::size_t RequiredValueKeys(const Node* prog, std::uint32_t n, ValueKey* out, std::size_t cap) {
+  if (n == 0 || cap == 0) return 0;
+  std::size_t k = 0;
+  if (prog[0].op != NodeOp::kAnd) {
+    const ValueKey key = LeafKey(prog[0]);
+    if (key != kNoValueKey) out[k++] = key;
+    return k;
+  }
+  const std::uint32_t end = prog[0].arg < n ? prog[0].arg : n;
+  for (std::uint32_t c = 1; c < end && k < cap; c += SubtreeSize(prog[c])) {
+    const ValueKey key = LeafKey(prog[c]);
+    if (key != kNoValueKey) out[k++] = key;
+  }
+  return k;
+}
+
+bool ValueKeyNode(ValueKey key, Node* out) {
+  if ((key & kValueKeyKindMask) == kValueKeyEntry && (key >> 32) == (kValueKeyEntry >> 32)) {
+    *out = Node{NodeOp::kHasValue, CmpOp::kEq, static_cast<std::uint32_t>(key), 0, 0};
+    return true;
+  }
+  if ((key & kValueKeyKindMask) == kValueKeyNumber && ((key >> 48) & 0x3FFF) == 0 && !(key & (ValueKey{1} << 32))) {
+    const std::uint32_t bits = static_cast<std::uint32_t>(key);
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    if (std::isnan(f)) return false;
+    const double x = static_cast<double>(f);
+    *out = Node{NodeOp::kNumCmp, CmpOp::kEq, static_cast<std::uint32_t>((key >> 32) & 0xFFFE), x, x};
+    return true;
+  }
+  return false;
+}
+
 }  // namespace vecext::meta

@@ -273,6 +273,36 @@ inline bool CodeTestMatches(const CodeTest& t, LinkCode code) {
   return false;
 }
 
+// ---------------------------------------------------------------------------
+// Value keys (value lists, docs/filtering.md)
+//
+// A 64-bit name of one equality a row can satisfy: a string, boolean or
+// null value at a path (kind 1: the signature's value entry), or a number
+// stored exactly at a path whose float32 is the number itself (kind 2: the
+// number tag without its exact bit, and the float's bits). 0 is no key.
+// A program leaf `value at path == constant` that must hold for a row to
+// match names the same key as the row's signature entry for that value, so
+// the rows with a key are exactly the rows with that entry. The recipe is
+// part of the on-disk format of indexes with value lists.
+using ValueKey = std::uint64_t;
+constexpr ValueKey kNoValueKey = 0;
+
+// The keys of a signature's entries (at most cap written; returns how many
+// there are). A truncated, NULL or empty signature has none. Container
+// entries are included (they cannot be told apart from values).
+std::size_t ValueKeys(const SignatureView& sig, ValueKey* out, std::size_t cap);
+
+// Keys that every row the program may match has: the program's root leaf,
+// or the leaves directly under its root kAnd, that are a kHasValue or an
+// exact kNumCmp kEq whose constant is a float32. Returns how many were
+// written (at most cap).
+std::size_t RequiredValueKeys(const Node* prog, std::uint32_t n, ValueKey* out, std::size_t cap);
+
+// A one-node program that holds for the rows with `key` (and may hold for
+// others only as a hash collision would). False for kNoValueKey or a key
+// of an unknown kind.
+bool ValueKeyNode(ValueKey key, Node* out);
+
 // A readable form of a program, for tests and debugging ("and(value(..),..)").
 // Writes at most cap bytes including the terminating NUL; returns the length
 // it needed.

@@ -32,6 +32,7 @@ int hnsw_iterative_scan = HNSW_ITERATIVE_SCAN_STRICT;
 int hnsw_max_scan_tuples = 20000;
 bool hnsw_elide_orderby_values = true;
 bool hnsw_filter_two_hop = true;
+bool hnsw_filter_value_lists = true;
 double hnsw_filter_ef_widen = 3.0;
 bool hnsw_quantized_search = true;
 bool hnsw_build_keep_pruned = true;
@@ -68,6 +69,10 @@ void VecextHnswInit(void) {
                      "Store a code of each linked row's metadata beside every link, for two-hop filtered scans "
                      "(indexes with a jsonb metadata column)",
                      false, AccessExclusiveLock);
+  add_int_reloption(hnsw_relopt_kind, "value_lists",
+                    "Lists of links per element among the rows that share a frequent metadata value, for filtered "
+                    "scans (indexes with a jsonb metadata column; implies link_codes)",
+                    0, 0, HNSW_MAX_VALUE_LISTS, AccessExclusiveLock);
 
   DefineCustomIntVariable("hnsw.ef_search", "Sets the size of the candidate list of hnsw index scans.",
                           "Larger values give better recall and slower scans.", &hnsw_ef_search, HNSW_DEFAULT_EF_SEARCH,
@@ -84,6 +89,11 @@ void VecextHnswInit(void) {
                            "Needs an index with a metadata column built by this version (link codes). off scores "
                            "every element the traversal reaches, for comparisons.",
                            &hnsw_filter_two_hop, true, PGC_USERSET, 0, NULL, NULL, NULL);
+  DefineCustomBoolVariable("hnsw.filter_value_lists",
+                           "Whether two-hop filtered hnsw scans follow the value lists of an index built with "
+                           "value_lists.",
+                           "off ignores them (for comparisons).", &hnsw_filter_value_lists, true, PGC_USERSET, 0,
+                           NULL, NULL, NULL);
   DefineCustomRealVariable("hnsw.filter_ef_widen",
                            "Sets the most a two-hop filtered hnsw scan widens its candidate list by.",
                            "Where few links lead to rows that may match, a two-hop scan multiplies ef_search by "
@@ -124,9 +134,10 @@ static bytea* HnswOptionsImpl(Datum reloptions, bool validate) {
       {"ef_construction", RELOPT_TYPE_INT, offsetof(HnswOptions, ef_construction)},
       {"quantization", RELOPT_TYPE_ENUM, offsetof(HnswOptions, quantization)},
       {"link_codes", RELOPT_TYPE_BOOL, offsetof(HnswOptions, link_codes)},
+      {"value_lists", RELOPT_TYPE_INT, offsetof(HnswOptions, value_lists)},
   };
   HnswOptions* opts =
-      (HnswOptions*)build_reloptions(reloptions, validate, hnsw_relopt_kind, sizeof(HnswOptions), tab, 4);
+      (HnswOptions*)build_reloptions(reloptions, validate, hnsw_relopt_kind, sizeof(HnswOptions), tab, 5);
   if (validate && opts != NULL && opts->ef_construction < 2 * opts->m)
     ereport(ERROR,
             (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("ef_construction must be greater than or equal to 2 * m"),

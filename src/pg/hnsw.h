@@ -153,10 +153,38 @@ struct HnswMetaPageData {
   // element tuple ends with the row's metadata signature (HnswElementSignature).
   uint32 flags;              // HNSW_META_*
   uint16 filter_max_bytes;   // signature size cap (src/pg/hnsw_filter.h)
-  uint16 unused;
+  // Value lists (HNSW_META_VALUE_LISTS): lists per neighbour tuple and links
+  // per list; 0 without.
+  uint8 value_lists;
+  uint8 value_slots;
 };
-#define HNSW_META_FILTER 0x0001      // element tuples carry a metadata signature
-#define HNSW_META_LINK_CODES 0x0002  // neighbour tuples carry a link code per slot (with HNSW_META_FILTER)
+#define HNSW_META_FILTER 0x0001       // element tuples carry a metadata signature
+#define HNSW_META_LINK_CODES 0x0002   // neighbour tuples carry a link code per slot (with HNSW_META_FILTER)
+#define HNSW_META_VALUE_LISTS 0x0004  // neighbour tuples carry value lists (with HNSW_META_LINK_CODES)
+
+// Value lists (docs/filtering.md, src/core/hnsw_value_lists.h). The metapage
+// of an index with value lists continues, at a MAXALIGNed offset after
+// HnswMetaPageData (pd_lower covers it), with the directory of frequent
+// metadata values the build chose: HnswValueDirectoryData and `count`
+// vecext::hnsw::ValueDirectoryEntry sorted by key. An insert gives its row
+// a list for each of the row's directory keys (the value_lists with fewest
+// rows).
+#define HNSW_VALUE_DIRECTORY_MAX 256
+#define HNSW_MAX_VALUE_LISTS 4
+// The build's directory: values of at least max(HNSW_VALUE_MIN_ROWS, n /
+// HNSW_VALUE_MIN_FRACTION) rows and at most n / HNSW_VALUE_MAX_FRACTION (rarer
+// values are cheaper as exact plans; more frequent ones are cheap to find).
+#define HNSW_VALUE_MIN_ROWS 200
+#define HNSW_VALUE_MIN_FRACTION 500
+#define HNSW_VALUE_MAX_FRACTION 10
+// Links per value list: m, even, at least 4.
+static inline int HnswValueSlotsForM(int m) { return m < 4 ? 4 : (m + 1) & ~1; }
+struct HnswValueDirectoryData {
+  uint32 count;
+  uint32 unused;
+  // vecext::hnsw::ValueDirectoryEntry entries[count] (16 bytes each) follow
+};
+static inline Size HnswValueDirectoryOffset() { return MAXALIGN(sizeof(HnswMetaPageData)); }
 typedef HnswMetaPageData* HnswMetaPage;
 #define HnswPageGetMeta(page) ((HnswMetaPage)PageGetContents(page))
 
@@ -249,6 +277,36 @@ static inline uint64* HnswNeighborCodes(HnswNeighborTuple ntup) {
   return (uint64*)((char*)ntup + HnswNeighborCodesOffset(ntup->count));
 }
 
+// Value lists (indexes with HNSW_META_VALUE_LISTS, which always have link
+// codes): after the codes, value_lists lists of value_slots links each, every
+// list 8-aligned: a uint64 vecext::meta::ValueKey (0: the list is unused),
+// then value_slots ItemPointerData (invalid in unused places). A list with
+// key K links the element to nearby elements that also have K: the rows
+// sharing a frequent metadata value form their own small graph.
+static inline Size HnswValueListStride(int vslots) {
+  return TYPEALIGN(8, sizeof(uint64) + sizeof(ItemPointerData) * (Size)vslots);
+}
+static inline Size HnswNeighborValuesOffset(int slots) {
+  return HnswNeighborCodesOffset(slots) + sizeof(uint64) * (Size)slots;
+}
+// The size of a neighbour tuple of `slots` slots in an index with (or
+// without) link codes and vlists value lists of vslots links.
+static inline Size HnswNeighborTupleSizeV(int slots, bool codes, int vlists, int vslots) {
+  if (vlists <= 0) return HnswNeighborTupleSize(slots, codes);
+  return MAXALIGN(HnswNeighborValuesOffset(slots) + (Size)vlists * HnswValueListStride(vslots));
+}
+// Value list j of a neighbour tuple (the caller has checked its length with
+// HnswNeighborTupleSizeV): its key and its links.
+static inline char* HnswNeighborValueList(HnswNeighborTuple ntup, int j, int vslots) {
+  return (char*)ntup + HnswNeighborValuesOffset(ntup->count) + (Size)j * HnswValueListStride(vslots);
+}
+static inline uint64 HnswValueListKey(const char* list) {
+  uint64 key;
+  memcpy(&key, list, sizeof(key));
+  return key;
+}
+static inline ItemPointerData* HnswValueListIds(char* list) { return (ItemPointerData*)(list + sizeof(uint64)); }
+
 // Slots of an element at `level`: 2m on level 0, m on each level above.
 static inline int HnswNeighborSlots(int level, int m) { return 2 * m + level * m; }
 // First slot of links on level `lc` and how many there are.
@@ -272,6 +330,7 @@ struct HnswOptions {
   int ef_construction;
   int quantization;  // HNSW_QUANT_*
   bool link_codes;   // store link codes (indexes with a metadata column)
+  int value_lists;   // value lists per element (0: none; implies link codes)
 };
 
 // GUCs (src/pg/hnsw.cpp).
@@ -280,6 +339,7 @@ extern int hnsw_iterative_scan;  // HNSW_ITERATIVE_SCAN_*
 extern int hnsw_max_scan_tuples;
 extern bool hnsw_elide_orderby_values;
 extern bool hnsw_filter_two_hop;
+extern bool hnsw_filter_value_lists;
 extern bool hnsw_quantized_search;
 extern bool hnsw_build_keep_pruned;
 extern bool hnsw_build_cluster_pages;
@@ -291,7 +351,12 @@ extern bool hnsw_build_cluster_pages;
 int HnswGetM(Relation index);
 int HnswGetEfConstruction(Relation index);
 int HnswGetQuantization(Relation index);  // from the reloptions (the metapage is authoritative once built)
-bool HnswGetLinkCodes(Relation index);    // reloption link_codes (likewise)
+bool HnswGetLinkCodes(Relation index);    // reloption link_codes, or value_lists > 0 (likewise)
+int HnswGetValueLists(Relation index);    // reloption value_lists (likewise)
+// The value directory of an index with value lists (HNSW_META_VALUE_LISTS)
+// copied to out (room for HNSW_VALUE_DIRECTORY_MAX entries of 16 bytes);
+// returns the number of entries (0 without).
+int HnswReadValueDirectory(Relation index, void* out);
 // Whether the index has a jsonb metadata column (its second key column).
 bool HnswIndexHasFilter(Relation index);
 // The metadata signature of a row for an index with a metadata column.

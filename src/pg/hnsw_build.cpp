@@ -47,6 +47,7 @@ extern "C" {
 }
 
 #include "core/hnsw_build.h"
+#include "core/hnsw_value_lists.h"
 #include "core/index_distance.h"
 #include "core/meta_filter.h"
 #include "pg/guard.h"
@@ -61,6 +62,7 @@ extern "C" {
 using vecext::Status;
 using vecext::StatusCode;
 using vecext::hnsw::GraphBuilder;
+using vecext::hnsw::ValueListBuilder;
 
 // Build sub-phases (PROGRESS_CREATEIDX_SUBPHASE), named by hnswbuildphasename.
 #define HNSW_PHASE_LOAD 2
@@ -68,6 +70,7 @@ using vecext::hnsw::GraphBuilder;
 #define HNSW_PHASE_WRITE 4
 #define HNSW_PHASE_INSERT 5
 #define HNSW_PHASE_TRAIN 6
+#define HNSW_PHASE_VALUES 7
 
 // Rows per builder call per thread: interrupts and progress are handled between calls.
 #define HNSW_BUILD_CHUNK_ROWS 1024
@@ -84,6 +87,12 @@ struct HnswBuilderOwner {
   MemoryContextCallback callback;
 };
 
+// Owns the value list builder (indexes with value lists) likewise.
+struct HnswValueOwner {
+  ValueListBuilder* builder;
+  MemoryContextCallback callback;
+};
+
 struct HnswBuildState {
   Relation heap;
   Relation index;
@@ -93,7 +102,10 @@ struct HnswBuildState {
   int metric;             // vecext::Metric
   int quantization;       // HNSW_QUANT_*
   bool filter;            // a jsonb metadata column: element tuples carry signatures
-  bool link_codes;        // neighbour tuples carry link codes (reloption link_codes)
+  bool link_codes;        // neighbour tuples carry link codes (reloption link_codes, or value lists)
+  int value_lists;        // value lists per neighbour tuple (reloption value_lists; 0: none)
+  int value_slots;        // links per value list
+  HnswValueOwner* vowner; // the value lists of the in-memory graph (NULL: none)
   // Signatures of the builder's rows (filter): row r's bytes are
   // sig_buf[sig_off[r] .. sig_off[r + 1]).
   char* sig_buf;
@@ -129,6 +141,7 @@ static double HnswSecondsSince(instr_time start) {
 
 extern "C" {
 static void HnswBuilderFree(void* arg);
+static void HnswValueBuilderFree(void* arg);
 static void HnswBuildCallback(Relation index, ItemPointer tid, Datum* values, bool* isnull, bool alive,
                               void* state);
 static bool HnswStopRequested(const void* arg);
@@ -140,6 +153,15 @@ static void HnswBuilderFree(void* arg) {
   VECEXT_GUARD("hnsw build cleanup", {
     HnswBuilderOwner* owner = (HnswBuilderOwner*)arg;
     GraphBuilder::Destroy(owner->builder);
+    owner->builder = NULL;
+    return;
+  });
+}
+
+static void HnswValueBuilderFree(void* arg) {
+  VECEXT_GUARD("hnsw build cleanup", {
+    HnswValueOwner* owner = (HnswValueOwner*)arg;
+    ValueListBuilder::Destroy(owner->builder);
     owner->builder = NULL;
     return;
   });
@@ -167,7 +189,8 @@ static Size HnswBuildCapacity(HnswBuildState* bs, int dim) {
   const Size fixed = vecext::hnsw::BuildFixedBytes((size_t)dim, bs->m, bs->sq8_trained);
   // A metadata signature takes a few dozen bytes (counted as 64) and its offset.
   const Size per = vecext::hnsw::BuildBytesPerElement((size_t)dim, bs->m, bs->threads, bs->sq8_trained) +
-                   sizeof(ItemPointerData) + (bs->filter ? 64 + sizeof(uint64) : 0);
+                   sizeof(ItemPointerData) + (bs->filter ? 64 + sizeof(uint64) : 0) +
+                   (bs->value_lists > 0 ? vecext::hnsw::ValueListBytesPerRow(bs->value_lists, bs->value_slots) : 0);
   if (bs->budget <= fixed) return 0;
   Size rows = (bs->budget - fixed) / per;
   return Min(rows, (Size)UINT32_MAX - 1);
@@ -181,7 +204,7 @@ static void HnswBuildCreateBuilder(HnswBuildState* bs, int dim) {
   params.metric = (vecext::Metric)bs->metric;
   params.m = bs->m;
   params.ef_construction = bs->ef_construction;
-  params.max_level = HnswMaxLevelForM(bs->m, bs->link_codes);
+  params.max_level = HnswMaxLevelForM(bs->m, bs->link_codes, bs->value_lists, bs->value_slots);
   params.capacity = HnswBuildCapacity(bs, dim);
   params.seed = HNSW_BUILD_SEED;
   params.keep_pruned = hnsw_build_keep_pruned;
@@ -228,6 +251,62 @@ static void HnswBuildGraph(HnswBuildState* bs) {
   HnswBuildCheck(bs, b->EnsureReachable(&added, &unreachable), "linking unreachable rows");
   elog(DEBUG1, "hnsw build of \"%s\": %zu links added to reach every row (%zu still unreachable)",
        RelationGetRelationName(bs->index), added, unreachable);
+}
+
+// Indexes with value lists: counts the metadata values of the rows in the
+// graph, chooses the directory (values of at least max(200, n / 500) rows
+// and at most n / 10) and builds, for each directory value, a graph over
+// the rows that have it (src/core/hnsw_value_lists.h). Its level-0 lists
+// become the rows' value lists when the pages are written.
+static void HnswBuildValueLists(HnswBuildState* bs) {
+  GraphBuilder* b = bs->owner->builder;
+  const size_t n = b->inserted();
+  HnswValueOwner* owner = (HnswValueOwner*)MemoryContextAllocZero(bs->build_ctx, sizeof(HnswValueOwner));
+  vecext::hnsw::ValueListParams params;
+  params.lists = bs->value_lists;
+  params.slots = bs->value_slots;
+  params.min_rows = Max((size_t)HNSW_VALUE_MIN_ROWS, n / HNSW_VALUE_MIN_FRACTION);
+  params.max_rows = Max(params.min_rows, n / HNSW_VALUE_MAX_FRACTION);
+  params.max_directory = HNSW_VALUE_DIRECTORY_MAX;
+  params.ef_construction = bs->ef_construction;
+  params.seed = HNSW_BUILD_SEED;
+  params.metric = (vecext::Metric)bs->metric;
+  if (b->quantized()) {
+    params.sq8.dim = (uint32_t)bs->dimensions;
+    params.sq8.lo = bs->sq8_lo;
+    params.sq8.scale = bs->sq8_scale;
+  }
+  ValueListBuilder* vb = NULL;
+  Status st = ValueListBuilder::Create(params, b, &vb);
+  // No Postgres call between Create and the callback's registration.
+  owner->builder = vb;
+  owner->callback.func = HnswValueBuilderFree;
+  owner->callback.arg = owner;
+  MemoryContextRegisterResetCallback(bs->build_ctx, &owner->callback);
+  bs->vowner = owner;
+  HnswBuildCheck(bs, st, "creating the value list builder");
+  for (size_t i = 0; i < n; i++) {
+    const size_t row = (size_t)i;
+    HnswBuildCheck(bs,
+                   vb->AddSignature(row, (const uint8_t*)bs->sig_buf + bs->sig_off[row],
+                                    (size_t)(bs->sig_off[row + 1] - bs->sig_off[row])),
+                   "counting metadata values");
+    if ((i & 65535) == 65535) CHECK_FOR_INTERRUPTS();
+  }
+  HnswBuildCheck(bs, vb->Plan(), "choosing the value lists");
+  const size_t groups = vb->DirectorySize();
+  const int progress_index[] = {PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_CREATEIDX_TUPLES_TOTAL,
+                                PROGRESS_CREATEIDX_TUPLES_DONE};
+  const int64 progress_values[] = {HNSW_PHASE_VALUES, (int64)groups, 0};
+  pgstat_progress_update_multi_param(3, progress_index, progress_values);
+  for (size_t g = 0; g < groups; g++) {
+    st = vb->BuildGroup(g, bs->threads, HnswStopRequested, NULL);
+    CHECK_FOR_INTERRUPTS();
+    HnswBuildCheck(bs, st, "building value lists");
+    pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64)(g + 1));
+  }
+  elog(DEBUG1, "hnsw build of \"%s\": %zu frequent metadata values, %zu rows with value lists, %zu links",
+       RelationGetRelationName(bs->index), groups, vb->RowsWithKeys(), vb->LinksWritten());
 }
 
 // ---- Page layout -----------------------------------------------------------
@@ -336,8 +415,21 @@ static void HnswFillMetaPage(HnswBuildState* bs, Page page, ItemPointer entry, i
   meta->ef_construction = (uint16)bs->ef_construction;
   meta->metric = (uint8)bs->metric;
   meta->quantization = (uint8)bs->quantization;
-  meta->flags = (bs->filter ? HNSW_META_FILTER : 0) | (bs->link_codes ? HNSW_META_LINK_CODES : 0);
+  meta->flags = (bs->filter ? HNSW_META_FILTER : 0) | (bs->link_codes ? HNSW_META_LINK_CODES : 0) |
+                (bs->value_lists > 0 ? HNSW_META_VALUE_LISTS : 0);
   meta->filter_max_bytes = bs->filter ? HNSW_FILTER_DEFAULT_MAX_BYTES : 0;
+  if (bs->value_lists > 0) {
+    meta->value_lists = (uint8)bs->value_lists;
+    meta->value_slots = (uint8)bs->value_slots;
+    // The directory follows; pd_lower covers it.
+    HnswValueDirectoryData* dir = (HnswValueDirectoryData*)((char*)meta + HnswValueDirectoryOffset());
+    const ValueListBuilder* vb = bs->vowner != NULL ? bs->vowner->builder : NULL;
+    dir->count = vb != NULL ? (uint32)Min(vb->DirectorySize(), (size_t)HNSW_VALUE_DIRECTORY_MAX) : 0;
+    dir->unused = 0;
+    if (dir->count > 0) memcpy((char*)dir + sizeof(HnswValueDirectoryData), vb->Directory(), 16 * (Size)dir->count);
+    ((PageHeader)page)->pd_lower =
+        (LocationIndex)((char*)dir + sizeof(HnswValueDirectoryData) + 16 * (Size)dir->count - (char*)page);
+  }
   meta->entry_level = (int16)entry_level;
   if (entry != NULL) {
     meta->entry = *entry;
@@ -414,7 +506,7 @@ static void HnswWritePages(HnswBuildState* bs) {
       uint32_t* row_bytes = (uint32_t*)MemoryContextAllocHuge(bs->build_ctx, sizeof(uint32_t) * n);
       for (size_t i = 0; i < n; i++) {
         const Size pair = MAXALIGN(HnswBuildElementSize(bs, esize, i)) +
-                          MAXALIGN(HnswNeighborTupleSize(HnswNeighborSlots(b->Level(i), m), bs->link_codes)) +
+                          MAXALIGN(HnswNeighborTupleSizeV(HnswNeighborSlots(b->Level(i), m), bs->link_codes, bs->value_lists, bs->value_slots)) +
                           2 * sizeof(ItemIdData);
         row_bytes[i] = (uint32_t)Min(pair, (Size)HNSW_EMPTY_PAGE_FREE + 1);  // a larger pair splits (HnswWriterPlace)
       }
@@ -435,7 +527,9 @@ static void HnswWritePages(HnswBuildState* bs) {
       const size_t i = order[j];
       if (page_start[j] && w.next > FirstOffsetNumber) HnswWriterNewPage(&w);
       ItemPointerData ntid;
-      HnswWriterPlace(&w, HnswBuildElementSize(bs, esize, i), HnswNeighborTupleSize(HnswNeighborSlots(b->Level(i), m), bs->link_codes),
+      HnswWriterPlace(&w, HnswBuildElementSize(bs, esize, i),
+                      HnswNeighborTupleSizeV(HnswNeighborSlots(b->Level(i), m), bs->link_codes, bs->value_lists,
+                                             bs->value_slots),
                       &etids[i], &ntid);
     }
   }
@@ -470,11 +564,14 @@ static void HnswWritePages(HnswBuildState* bs) {
          b->ElementBytes(), (size_t)store.data_size);
 
   // The element pages.
-  const int max_level = HnswMaxLevelForM(m, bs->link_codes);
+  const int max_level = HnswMaxLevelForM(m, bs->link_codes, bs->value_lists, bs->value_slots);
   const Size esize_max = bs->filter ? HnswElementSizeWithSignature(bs->quantization, dim, HNSW_FILTER_MAX_MAX_BYTES)
                                     : esize;
   HnswElementTuple etup = (HnswElementTuple)palloc0(esize_max);
-  HnswNeighborTuple ntup = (HnswNeighborTuple)palloc0(HnswNeighborTupleSize(HnswNeighborSlots(max_level, m), bs->link_codes));
+  HnswNeighborTuple ntup = (HnswNeighborTuple)palloc0(
+      HnswNeighborTupleSizeV(HnswNeighborSlots(max_level, m), bs->link_codes, bs->value_lists, bs->value_slots));
+  const ValueListBuilder* vb = bs->vowner != NULL ? bs->vowner->builder : NULL;
+  uint32_t* vlinks = (uint32_t*)palloc(sizeof(uint32_t) * (Size)Max(bs->value_slots, 1));
   // Link codes: every row's, computed once from its signature.
   uint64* row_codes = NULL;
   if (bs->link_codes) {
@@ -496,7 +593,7 @@ static void HnswWritePages(HnswBuildState* bs) {
     if (page_start[j] && w.next > FirstOffsetNumber) HnswWriterNewPage(&w);
     const int level = b->Level(i);
     const int slots = HnswNeighborSlots(level, m);
-    const Size nsize = HnswNeighborTupleSize(slots, bs->link_codes);
+    const Size nsize = HnswNeighborTupleSizeV(slots, bs->link_codes, bs->value_lists, bs->value_slots);
     memset(ntup, 0, nsize);
     ntup->type = HNSW_NEIGHBOR_TUPLE;
     ntup->level = (uint8)level;
@@ -509,6 +606,17 @@ static void HnswWritePages(HnswBuildState* bs) {
         ntup->ids[start + k] = etids[links[k]];
         if (row_codes != NULL) HnswNeighborCodes(ntup)[start + k] = row_codes[links[k]];
       }
+    }
+    for (int j = 0; j < bs->value_lists; j++) {
+      char* list = HnswNeighborValueList(ntup, j, bs->value_slots);
+      ItemPointerData* ids = HnswValueListIds(list);
+      const uint64 key = vb != NULL ? vb->Key(i, j) : 0;
+      memcpy(list, &key, sizeof(key));
+      for (int k = 0; k < bs->value_slots; k++) ItemPointerSetInvalid(&ids[k]);
+      if (key == 0) continue;
+      vb->Links(i, j, vlinks);
+      for (int k = 0; k < bs->value_slots; k++)
+        if (vlinks[k] != vecext::hnsw::kNoValueLink && vlinks[k] < n) ids[k] = etids[vlinks[k]];
     }
     const Size esize_i = HnswBuildElementSize(bs, esize, i);
     memset(etup, 0, esize_i);
@@ -536,6 +644,7 @@ static void HnswWritePages(HnswBuildState* bs) {
   HnswWriterFlush(&w);
   pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64)n);
   pfree(links);
+  pfree(vlinks);
   pfree(ntup);
   pfree(etup);
   pfree(page);
@@ -546,7 +655,10 @@ static void HnswWritePages(HnswBuildState* bs) {
 static void HnswBuildFlush(HnswBuildState* bs) {
   instr_time start;
   INSTR_TIME_SET_CURRENT(start);
-  if (bs->owner != NULL && bs->owner->builder != NULL) HnswBuildGraph(bs);
+  if (bs->owner != NULL && bs->owner->builder != NULL) {
+    HnswBuildGraph(bs);
+    if (bs->value_lists > 0 && bs->owner->builder->inserted() > 0) HnswBuildValueLists(bs);
+  }
   bs->graph_seconds = HnswSecondsSince(start);
   INSTR_TIME_SET_CURRENT(start);
   HnswWritePages(bs);
@@ -554,6 +666,10 @@ static void HnswBuildFlush(HnswBuildState* bs) {
   if (bs->owner != NULL) {
     GraphBuilder::Destroy(bs->owner->builder);
     bs->owner->builder = NULL;
+  }
+  if (bs->vowner != NULL) {
+    ValueListBuilder::Destroy(bs->vowner->builder);
+    bs->vowner->builder = NULL;
   }
   bs->written = true;
 }
@@ -677,6 +793,12 @@ static IndexBuildResult* HnswBuildImpl(Relation heap, Relation index, IndexInfo*
   bs->quantization = HnswGetQuantization(index);
   bs->filter = HnswIndexHasFilter(index);
   bs->link_codes = HnswGetLinkCodes(index);
+  bs->value_lists = HnswGetValueLists(index);
+  bs->value_slots = HnswValueSlotsForM(bs->m);
+  if (bs->value_lists > 0 && !bs->filter)
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                    errmsg("hnsw index \"%s\": value_lists needs a jsonb metadata column", RelationGetRelationName(index)),
+                    errhint("Index (vector_column, jsonb_column), or drop the value_lists option.")));
   if (bs->link_codes && !bs->filter)
     ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                     errmsg("hnsw index \"%s\": link_codes needs a jsonb metadata column", RelationGetRelationName(index)),
@@ -744,6 +866,8 @@ static void HnswBuildEmptyImpl(Relation index) {
   bs.quantization = HnswGetQuantization(index);
   bs.filter = HnswIndexHasFilter(index);
   bs.link_codes = bs.filter && HnswGetLinkCodes(index);
+  bs.value_lists = bs.filter ? HnswGetValueLists(index) : 0;
+  bs.value_slots = HnswValueSlotsForM(bs.m);
   Page page = (Page)palloc(BLCKSZ);
   HnswFillMetaPage(&bs, page, NULL, -1, InvalidBlockNumber);
   PageSetChecksumInplace(page, HNSW_METAPAGE_BLKNO);
@@ -774,6 +898,8 @@ char* hnswbuildphasename(int64 phasenum) {
         return (char*)"writing pages";
       case HNSW_PHASE_INSERT:
         return (char*)"inserting remaining tuples";
+      case HNSW_PHASE_VALUES:
+        return (char*)"building value lists";
       default:
         return NULL;
     }

@@ -579,6 +579,23 @@ HnswFilterProgram* HnswFilterCompile(ScanKey keys, int nkeys, AttrNumber attno) 
 
 int HnswFilterKind(const HnswFilterProgram* program) { return program->kind; }
 
+int HnswFilterValueKeys(const HnswFilterProgram* program, uint64* out, int cap) {
+  static_assert(sizeof(meta::ValueKey) == sizeof(uint64), "value keys are 64 bits");
+  if (cap <= 0) return 0;
+  return (int)meta::RequiredValueKeys(program->nodes, program->nnodes, (meta::ValueKey*)out, (size_t)cap);
+}
+
+HnswFilterProgram* HnswFilterForValueKey(uint64 key) {
+  meta::Node node;
+  if (!meta::ValueKeyNode(key, &node)) return NULL;
+  HnswFilterProgram* program = (HnswFilterProgram*)palloc(offsetof(HnswFilterProgram, nodes) + sizeof(meta::Node));
+  program->nnodes = 1;
+  program->nodes[0] = node;
+  program->flat_code = meta::CompileCodeTest(program->nodes, 1, &program->code_test);
+  program->kind = HNSW_FILTER_DEPENDS;
+  return program;
+}
+
 bool HnswFilterMayMatch(const HnswFilterProgram* program, const uint8* sig, Size len) {
   return meta::Eval(program->nodes, program->nnodes, sig, len) == meta::Match::kMaybe;
 }

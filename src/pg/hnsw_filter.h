@@ -78,5 +78,12 @@ bool HnswFilterCodeMayMatch(const HnswFilterProgram* program, uint64 code);
 // set when it has that form (HnswFilterCodeMayMatch is then exactly that
 // test), false otherwise.
 bool HnswFilterCodeTerms(const HnswFilterProgram* program, const uint64** terms, int* nterms);
+// Value keys (vecext::meta::ValueKey) every row the program may match has
+// (meta::RequiredValueKeys): at most cap written to out; returns how many.
+int HnswFilterValueKeys(const HnswFilterProgram* program, uint64* out, int cap);
+// A palloc'd program that holds for the rows with value key `key` (NULL for
+// a key that names no equality): inserts use it to find a new row's nearest
+// rows with the same value.
+HnswFilterProgram* HnswFilterForValueKey(uint64 key);
 // A readable form of the program (palloc'd), for debugging.
 char* HnswFilterDescribe(const HnswFilterProgram* program);

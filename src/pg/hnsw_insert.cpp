@@ -94,14 +94,14 @@ static void HnswFinishWrite(HnswPageWrite* w) {
 // The uniform draw is a hash of the heap TID rather than a random number, so
 // the same rows inserted in the same order build the same graph (repeatable
 // tests and benchmarks); TIDs carry no information about the vectors.
-static int HnswRandomLevel(int m, ItemPointer heaptid, bool codes) {
+static int HnswRandomLevel(int m, ItemPointer heaptid, bool codes, int vlists, int vslots) {
   uint64 x = HnswPackTid(heaptid) + UINT64CONST(0x9E3779B97F4A7C15);  // splitmix64
   x = (x ^ (x >> 30)) * UINT64CONST(0xBF58476D1CE4E5B9);
   x = (x ^ (x >> 27)) * UINT64CONST(0x94D049BB133111EB);
   x ^= x >> 31;
   const double u = (double)(x >> 11) * (1.0 / 9007199254740992.0);  // [0, 1)
   const double level = -std::log(1.0 - u) / std::log((double)m);
-  const int cap = HnswMaxLevelForM(m, codes);
+  const int cap = HnswMaxLevelForM(m, codes, vlists, vslots);
   return level >= (double)cap ? cap : (int)level;
 }
 
@@ -665,7 +665,9 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
   HnswMetaPageData meta;
   HnswReadMeta(index, &meta);
   const int m = meta.m;
-  const int level = HnswRandomLevel(m, heaptid, (meta.flags & HNSW_META_LINK_CODES) != 0);
+  const int vlists = (meta.flags & HNSW_META_VALUE_LISTS) ? meta.value_lists : 0;
+  const int vslots = vlists > 0 ? meta.value_slots : 0;
+  const int level = HnswRandomLevel(m, heaptid, (meta.flags & HNSW_META_LINK_CODES) != 0, vlists, vslots);
   const bool untrained = meta.quantization == HNSW_QUANT_SQ8 && meta.params_pages == 0;
   if (!building && (level > meta.entry_level || meta.dimensions == 0 || untrained)) {
     UnlockPage(index, HNSW_UPDATE_LOCK, lockmode);
@@ -706,7 +708,7 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
   const Size esize = filter ? HnswElementSizeWithSignature(meta.quantization, dim, sig_len)
                             : HNSW_ELEMENT_TUPLE_SIZE_Q(meta.quantization, dim);
   const int nslots = HnswNeighborSlots(level, m);
-  const Size nsize = HnswNeighborTupleSize(nslots, st.store.link_codes);
+  const Size nsize = HnswNeighborTupleSizeV(nslots, st.store.link_codes, vlists, vslots);
   if (esize > HNSW_PAGE_ITEM_ROOM || nsize > HNSW_PAGE_ITEM_ROOM)
     ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
                     errmsg("vector with %d dimensions is too large for an hnsw index page", dim)));
@@ -732,6 +734,11 @@ static void HnswInsertElementImpl(Relation index, const float* vec, int dim, Ite
   ntup->level = (uint8)level;
   ntup->count = (uint16)nslots;
   for (int i = 0; i < nslots; i++) ItemPointerSetInvalid(&ntup->ids[i]);
+  // Value lists start empty (key 0).
+  for (int j = 0; j < vlists; j++) {
+    ItemPointerData* vids = HnswValueListIds(HnswNeighborValueList(ntup, j, vslots));
+    for (int k = 0; k < vslots; k++) ItemPointerSetInvalid(&vids[k]);
+  }
 
   ItemPointerData etid;
   if (meta.entry_level < 0 || !ItemPointerIsValid(&meta.entry)) {

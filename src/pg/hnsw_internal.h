@@ -14,7 +14,7 @@
 // The highest level an element may get with `m`: HNSW_MAX_LEVEL, or lower
 // when the neighbour tuple of a higher level would not fit on a page
 // (m = 100 allows levels 0..11; 0..3 with link codes).
-int HnswMaxLevelForM(int m, bool codes = false);
+int HnswMaxLevelForM(int m, bool codes = false, int vlists = 0, int vslots = 0);
 
 // NULL when the page's header and special space are valid for block
 // `blkno` of an hnsw index (block 0 a metapage, other blocks element

@@ -421,6 +421,9 @@ static void HnswWidenTwoHop(HnswScanOpaque so) {
   if (!st->two_hop || !so->search.resumable || st->two_hop_expansions == 0 || so->search.scored >= so->max_scored ||
       !(hnsw_filter_ef_widen > 1.0))
     return;
+  // Most expansions followed value lists: the search ran among matching
+  // rows, in their own graph, like an unfiltered one.
+  if (2 * st->value_expansions >= st->two_hop_expansions) return;
   const double wanted = HNSW_TWO_HOP_LINKS_WANTED, max_widen = hnsw_filter_ef_widen;
   const double per_expansion = (double)st->passed_links / (double)st->two_hop_expansions;
   double scale = per_expansion > 0 ? wanted / per_expansion : max_widen;
@@ -489,6 +492,11 @@ static void HnswStartSearch(IndexScanDesc scan) {
     so->store.two_hop = true;
     so->store.max_entries = 0;
     if (!HnswFilterCodeTerms(so->filter, &so->store.code_terms, &so->store.ncode_terms)) so->store.ncode_terms = -1;
+    if ((meta.flags & HNSW_META_VALUE_LISTS) && hnsw_filter_value_lists) {
+      so->store.value_lists = meta.value_lists;
+      so->store.value_slots = meta.value_slots;
+      so->store.nvalue_keys = HnswFilterValueKeys(so->filter, so->store.value_keys, 4);
+    }
   }
   if (so->sq8) {
     // The executor re-ranks SQ8 rows (xs_recheckorderby): it returns its

@@ -682,10 +682,40 @@ static void FilterLinks(HnswStore* store, HnswNeighborTuple ntup, Size ntup_len,
   }
 }
 
+// Appends the links of the value list of `ntup` (of a checked, locked page)
+// whose key is one of the store's value keys to out[*n..cap), skipping
+// `self` and ids already there. Returns whether the tuple has such a list.
+static bool ValueListLinks(HnswStore* store, HnswNeighborTuple ntup, Size ntup_len, ElementId self, ElementId* out,
+                           int* n, int cap) {
+  if (ntup_len < HnswNeighborTupleSizeV(ntup->count, true, store->value_lists, store->value_slots)) return false;
+  for (int j = 0; j < store->value_lists; j++) {
+    char* list = HnswNeighborValueList(ntup, j, store->value_slots);
+    const uint64 key = HnswValueListKey(list);
+    bool wanted = false;
+    for (int q = 0; q < store->nvalue_keys && !wanted; q++) wanted = key != 0 && store->value_keys[q] == key;
+    if (!wanted) continue;
+    const ItemPointerData* ids = HnswValueListIds(list);
+    for (int k = 0; k < store->value_slots && *n < cap; k++) {
+      if (!HnswLinkIsValid(&ids[k])) continue;
+      const ElementId id = HnswPackTid(&ids[k]);
+      if (id == self) continue;
+      bool seen = false;
+      for (int i = 0; i < *n && !seen; i++) seen = out[i] == id;
+      if (seen) continue;
+      out[(*n)++] = id;
+      store->value_links++;
+    }
+    return true;
+  }
+  return false;
+}
+
 // The neighbour tuple at `tid` read under a share lock and filtered into
 // out (see FilterLinks); for links that are not on the element's page.
+// With `values` (not NULL), also the value list for one of the store's
+// value keys (ValueListLinks; *values says whether there was one).
 static void FilterRemoteLinks(HnswStore* store, const ItemPointerData* tid, ElementId self, ElementId* out, int* n,
-                              int cap, ElementId* rejected, int* nrejected, int rejected_cap) {
+                              int cap, ElementId* rejected, int* nrejected, int rejected_cap, bool* values = NULL) {
   const BlockNumber blkno = ItemPointerGetBlockNumberNoCheck(tid);
   Buffer buf = ReadElementBuffer(store, blkno);
   if (!BufferIsValid(buf)) return;
@@ -694,9 +724,11 @@ static void FilterRemoteLinks(HnswStore* store, const ItemPointerData* tid, Elem
   if (HnswStoreCheckElementPage(store->index, page, blkno)) {
     const OffsetNumber off = ItemPointerGetOffsetNumberNoCheck(tid);
     HnswNeighborTuple ntup = HnswStoreGetNeighbors(page, off, store->m);
-    if (ntup != NULL)
-      FilterLinks(store, ntup, ItemIdGetLength(PageGetItemId(page, off)), self, out, n, cap, rejected, nrejected,
-                  rejected_cap);
+    if (ntup != NULL) {
+      const Size len = ItemIdGetLength(PageGetItemId(page, off));
+      FilterLinks(store, ntup, len, self, out, n, cap, rejected, nrejected, rejected_cap);
+      if (values != NULL) *values = ValueListLinks(store, ntup, len, self, out, n, cap);
+    }
   }
   UnlockReleaseBuffer(buf);
 }
@@ -826,7 +858,16 @@ static int TwoHopNeighbors(HnswStore* store, const Candidate& c, ElementId* out,
   ElementId rejected[vecext::hnsw::kMaxLinks];
   int nrejected = 0;
   int n = 0;
-  FilterRemoteLinks(store, &tid, c.id, out, &n, cap, rejected, &nrejected, vecext::hnsw::kMaxLinks);
+  bool values = false;
+  FilterRemoteLinks(store, &tid, c.id, out, &n, cap, rejected, &nrejected, vecext::hnsw::kMaxLinks,
+                    store->nvalue_keys > 0 ? &values : NULL);
+  if (values) {
+    // A matching element with a value list for the filter's value: its
+    // links lead to the nearest rows with that value. Follow them (and the
+    // links whose code passes), and look through nothing.
+    store->value_expansions++;
+    return n;
+  }
   if (nrejected == 0) return n;
   if (2 * n >= n + nrejected) {
     // Most links pass: the filter is not selective here (or matching rows

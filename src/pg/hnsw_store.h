@@ -72,6 +72,14 @@ struct HnswStore {
   const uint64* code_terms;       // two_hop: the filter's link-code test as masks (HnswFilterCodeTerms)
   int ncode_terms;                // ... their number, or -1: evaluate the program
   const struct HnswFilterProgram* filter;  // scans: elements it excludes are not returnable (NULL: none)
+  // Value lists (HNSW_META_VALUE_LISTS; set by the caller): their shape, and
+  // with two_hop the value keys every matching row has (the filter's). An
+  // expansion of an element with a value list for one of those keys follows
+  // that list instead of looking through excluded elements.
+  int value_lists;
+  int value_slots;
+  int nvalue_keys;
+  uint64 value_keys[4];
   vecext::Sq8Query sq8_query;     // SQ8: the prepared query (HnswStoreSetQuery)
   bool sq8_zero_query;            // SQ8 under cosine: the query has norm 0 (every distance 1, SQL NaN)
   // SQ8 scans: the side data of every returnable element scored on level 0,
@@ -105,6 +113,8 @@ struct HnswStore {
   uint64 passed_links;            // two_hop: links whose code the filter accepts
   uint64 two_hop_expansions;      // two_hop: level-0 expansions
   uint64 through_reads;           // two_hop: excluded elements looked through
+  uint64 value_expansions;        // two_hop: expansions that followed a value list
+  uint64 value_links;             // ... links they took from it
 
   void Score(const vecext::hnsw::ElementId* ids, int n, int level, float bound, vecext::hnsw::Candidate* out,
              uint8_t* flags);

@@ -39,10 +39,16 @@ int HnswGetQuantization(Relation index) {
   return opts != NULL ? opts->quantization : HNSW_QUANT_NONE;
 }
 
-// Reloption link_codes (or off).
+// Reloption link_codes (or off); value lists need link codes.
 bool HnswGetLinkCodes(Relation index) {
   HnswOptions* opts = (HnswOptions*)index->rd_options;
-  return opts != NULL && opts->link_codes;
+  return opts != NULL && (opts->link_codes || opts->value_lists > 0);
+}
+
+// Reloption value_lists (or 0).
+int HnswGetValueLists(Relation index) {
+  HnswOptions* opts = (HnswOptions*)index->rd_options;
+  return opts != NULL ? opts->value_lists : 0;
 }
 
 bool HnswIndexHasFilter(Relation index) { return RelationGetDescr(index)->natts >= 2; }
@@ -116,9 +122,10 @@ void HnswInitPage(Page page, uint16 flags) {
   }
 }
 
-int HnswMaxLevelForM(int m, bool codes) {
+int HnswMaxLevelForM(int m, bool codes, int vlists, int vslots) {
   int level = HNSW_MAX_LEVEL;
-  while (level > 0 && HnswNeighborTupleSize(HnswNeighborSlots(level, m), codes) > HNSW_MAX_ITEM_SIZE) level--;
+  while (level > 0 && HnswNeighborTupleSizeV(HnswNeighborSlots(level, m), codes, vlists, vslots) > HNSW_MAX_ITEM_SIZE)
+    level--;
   return level;
 }
 
@@ -152,8 +159,21 @@ const char* HnswMetaProblem(Page page) {
       ((PageHeader)page)->pd_lower < (char*)meta + offsetof(HnswMetaPageData, flags) - (char*)page)
     return "metapage pd_lower does not cover the SQ8 metadata";
   if (((PageHeader)page)->pd_lower >= (char*)meta + sizeof(HnswMetaPageData) - (char*)page &&
-      (meta->flags & ~(uint32)(HNSW_META_FILTER | HNSW_META_LINK_CODES)) != 0)
+      (meta->flags & ~(uint32)(HNSW_META_FILTER | HNSW_META_LINK_CODES | HNSW_META_VALUE_LISTS)) != 0)
     return "metapage flags unknown";
+  if (((PageHeader)page)->pd_lower >= (char*)meta + sizeof(HnswMetaPageData) - (char*)page &&
+      (meta->flags & HNSW_META_VALUE_LISTS)) {
+    if (!(meta->flags & HNSW_META_LINK_CODES) || meta->value_lists < 1 || meta->value_lists > HNSW_MAX_VALUE_LISTS ||
+        meta->value_slots < 4 || meta->value_slots > 2 * HNSW_MAX_M || meta->value_slots % 2 != 0)
+      return "metapage value lists out of range";
+    const Size dir = HnswValueDirectoryOffset();
+    if (((PageHeader)page)->pd_lower < (char*)meta + dir + sizeof(HnswValueDirectoryData) - (char*)page)
+      return "metapage pd_lower does not cover the value directory";
+    const HnswValueDirectoryData* d = (const HnswValueDirectoryData*)((const char*)meta + dir);
+    if (d->count > HNSW_VALUE_DIRECTORY_MAX ||
+        ((PageHeader)page)->pd_lower < (char*)meta + dir + sizeof(HnswValueDirectoryData) + 16 * d->count - (char*)page)
+      return "metapage value directory out of range";
+  }
   if (meta->magic != HNSW_MAGIC) return "bad magic number in metapage";
   if (meta->version != HNSW_FORMAT_VERSION) return "unsupported on-disk format version";
   if (meta->dimensions > VECTOR_MAX_DIM) return "metapage dimensions out of range";
@@ -195,6 +215,29 @@ void HnswReadMeta(Relation index, HnswMetaPageData* meta) {
   }
   UnlockReleaseBuffer(buf);
   if (problem != NULL) HnswReportCorruption(index, HNSW_METAPAGE_BLKNO, problem);
+}
+
+int HnswReadValueDirectory(Relation index, void* out) {
+  if (RelationGetNumberOfBlocks(index) == 0) HnswReportCorruption(index, HNSW_METAPAGE_BLKNO, "no metapage");
+  Buffer buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
+  LockBuffer(buf, BUFFER_LOCK_SHARE);
+  Page page = BufferGetPage(buf);
+  const char* problem = HnswPageProblem(page, HNSW_METAPAGE_BLKNO);
+  if (problem == NULL) problem = HnswMetaProblem(page);
+  int count = 0;
+  if (problem == NULL) {
+    HnswMetaPage meta = HnswPageGetMeta(page);
+    const bool covered = ((PageHeader)page)->pd_lower >= (char*)meta + sizeof(HnswMetaPageData) - (char*)page;
+    if (covered && (meta->flags & HNSW_META_VALUE_LISTS)) {  // checked by HnswMetaProblem
+      const HnswValueDirectoryData* d =
+          (const HnswValueDirectoryData*)((const char*)meta + HnswValueDirectoryOffset());
+      count = (int)d->count;
+      memcpy(out, (const char*)d + sizeof(HnswValueDirectoryData), (Size)count * 16);
+    }
+  }
+  UnlockReleaseBuffer(buf);
+  if (problem != NULL) HnswReportCorruption(index, HNSW_METAPAGE_BLKNO, problem);
+  return count;
 }
 
 // The item at `off` if it is a normal, MAXALIGNed item of at least
