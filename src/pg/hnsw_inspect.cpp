@@ -19,6 +19,11 @@
 //   - links: every link on level l points to an element of level >= l
 //     (elements marked deleted count: scans pass through them until vacuum
 //     has repaired the links and removed them);
+//   - value lists (indexes built WITH (value_lists = N)): the neighbour
+//     tuple is long enough for them; a live element's list with key K has K
+//     among its own metadata's value keys (and no other list of the element
+//     has K); every link of such a list points to an element (deleted ones
+//     count, as above) whose metadata has K;
 //   - reachability: every live element is reachable from the entry point
 //     through level-0 links (the only links a scan returns rows through)
 //     (a breadth-first search over level-0 links, through deleted elements as
@@ -57,6 +62,7 @@ extern "C" {
 }
 
 #include "pg/guard.h"
+#include "core/hnsw_value_lists.h"
 #include "core/meta_filter.h"
 #include "pg/hnsw.h"
 #include "pg/hnsw_internal.h"
@@ -84,6 +90,16 @@ struct InspectHeapTid {
   int count;
 };
 
+// Value lists: an element (packed TID) whose metadata has a directory key.
+struct InspectValueKey {
+  uint64 id;
+  uint64 key;
+};
+
+// Room for the value keys of one signature (vecext::meta::ValueKeys).
+#define HNSW_INSPECT_MAX_KEYS \
+  (vecext::meta::SignatureEncoder::kValueCap + vecext::meta::SignatureEncoder::kNumberCap)
+
 struct InspectState {
   Relation index;
   HnswMetaPageData meta;
@@ -95,6 +111,22 @@ struct InspectState {
   int64 deleted;
   int64 tombstones;
   int max_level;  // highest level of a live element
+  // Value lists (HNSW_META_VALUE_LISTS; 0 without): lists per neighbour
+  // tuple, links per list, the metapage's directory (keys sorted), the
+  // (element, directory key) pairs of the elements' metadata, scratch.
+  int vlists;
+  int vslots;
+  int ndirectory;
+  uint64* directory;
+  bool directory_unsorted;
+  HTAB* vkeys;
+  uint64* keybuf;   // HNSW_INSPECT_MAX_KEYS
+  uint64* keybuf2;  // HNSW_INSPECT_MAX_KEYS
+  char* vbuf;       // one neighbour tuple's value lists
+  // ... and their figures over live elements (stats).
+  int64 value_elements;    // with at least one list holding a link
+  int64 value_used_lists;  // lists with a key
+  int64 value_links;       // links in those lists
   // Problems (check only): a tuplestore, or NULL for stats.
   Tuplestorestate* out;
   TupleDesc outdesc;
@@ -150,6 +182,94 @@ static uint64 ElementCode(InspectState* st, Page page, OffsetNumber off, HnswEle
   const uint8* sig = HnswElementSignature(etup, ItemIdGetLength(PageGetItemId(page, off)), st->meta.quantization,
                                           (int)st->meta.dimensions, &sig_len);
   return sig == NULL ? vecext::meta::kAllLinks : vecext::meta::MakeLinkCode(sig, sig_len);
+}
+
+// The value keys of element etup at `off` of `page` (its metadata
+// signature's: vecext::meta::ValueKeys), at most HNSW_INSPECT_MAX_KEYS
+// written to out; 0 without a valid, complete signature.
+static int ElementValueKeys(InspectState* st, Page page, OffsetNumber off, HnswElementTuple etup, uint64* out) {
+  Size sig_len = 0;
+  const uint8* sig = HnswElementSignature(etup, ItemIdGetLength(PageGetItemId(page, off)), st->meta.quantization,
+                                          (int)st->meta.dimensions, &sig_len);
+  vecext::meta::SignatureView view;
+  if (sig == NULL || !vecext::meta::ParseSignature(sig, sig_len, &view).ok()) return 0;
+  const size_t n = vecext::meta::ValueKeys(view, (vecext::meta::ValueKey*)out, HNSW_INSPECT_MAX_KEYS);
+  return (int)Min(n, (size_t)HNSW_INSPECT_MAX_KEYS);
+}
+
+static bool HasKey(const uint64* keys, int n, uint64 key) {
+  for (int i = 0; i < n; i++)
+    if (keys[i] == key) return true;
+  return false;
+}
+
+static bool InDirectory(InspectState* st, uint64 key) {
+  if (st->directory_unsorted) return false;
+  int lo = 0, hi = st->ndirectory;
+  while (lo < hi) {
+    const int mid = lo + (hi - lo) / 2;
+    if (st->directory[mid] < key)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < st->ndirectory && st->directory[lo] == key;
+}
+
+// Whether element `id` had directory key `key` when the index was read
+// (pass 1); false for keys outside the directory.
+static bool ElementHadKey(InspectState* st, uint64 id, uint64 key) {
+  InspectValueKey k;
+  k.id = id;
+  k.key = key;
+  return st->vkeys != NULL && hash_search(st->vkeys, &k, HASH_FIND, NULL) != NULL;
+}
+
+// Re-reads `tid` now: 1 if it is an element tuple whose metadata has value
+// key `key`, 0 if it is an element without it, -1 if it is no element.
+static int ElementHasKeyNow(InspectState* st, const ItemPointerData* tid, uint64 key) {
+  BlockNumber blkno = ItemPointerGetBlockNumberNoCheck(tid);
+  if (blkno == HNSW_METAPAGE_BLKNO || blkno == InvalidBlockNumber) return -1;
+  if (blkno >= st->nblocks) st->nblocks = RelationGetNumberOfBlocks(st->index);
+  if (blkno >= st->nblocks) return -1;
+  Buffer buf = ReadBufferExtended(st->index, MAIN_FORKNUM, blkno, RBM_NORMAL, NULL);
+  LockBuffer(buf, BUFFER_LOCK_SHARE);
+  Page page = BufferGetPage(buf);
+  int result = -1;
+  if (HnswPageProblem(page, blkno) == NULL) {
+    const OffsetNumber off = ItemPointerGetOffsetNumberNoCheck(tid);
+    HnswElementTuple etup = HnswPageGetElementSized(
+        page, off, HNSW_ELEMENT_TUPLE_SIZE_Q(st->meta.quantization, (int)st->meta.dimensions));
+    if (etup != NULL) result = HasKey(st->keybuf2, ElementValueKeys(st, page, off, etup, st->keybuf2), key) ? 1 : 0;
+  }
+  UnlockReleaseBuffer(buf);
+  return result;
+}
+
+// The key of value list j of the neighbour tuple at `ntid` now, and with
+// `slot` >= 0 whether that slot of the list holds `target`; 0 when the
+// tuple is gone or too short for value lists.
+static uint64 ValueListNow(InspectState* st, const ItemPointerData* ntid, int j, int slot,
+                           const ItemPointerData* target, bool* holds) {
+  const BlockNumber blkno = ItemPointerGetBlockNumber(ntid);
+  Buffer buf = ReadBufferExtended(st->index, MAIN_FORKNUM, blkno, RBM_NORMAL, NULL);
+  LockBuffer(buf, BUFFER_LOCK_SHARE);
+  Page page = BufferGetPage(buf);
+  uint64 key = 0;
+  if (holds != NULL) *holds = false;
+  if (HnswPageProblem(page, blkno) == NULL) {
+    const OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
+    HnswNeighborTuple ntup = HnswPageGetNeighbors(page, off, st->meta.m);
+    if (ntup != NULL && ItemIdGetLength(PageGetItemId(page, off)) >=
+                            HnswNeighborTupleSizeV(ntup->count, true, st->vlists, st->vslots)) {
+      char* list = HnswNeighborValueList(ntup, j, st->vslots);
+      key = HnswValueListKey(list);
+      if (holds != NULL && slot >= 0)
+        *holds = ItemPointerEquals(&HnswValueListIds(list)[slot], (ItemPointer)target);
+    }
+  }
+  UnlockReleaseBuffer(buf);
+  return key;
 }
 
 static bool ReadElementNow(InspectState* st, const ItemPointerData* tid, int min_level, InspectItem* out) {
@@ -235,6 +355,42 @@ static void LoadIndex(InspectState* st) {
   }
   memcpy(&st->meta, HnswPageGetMeta(page), sizeof(HnswMetaPageData));
   st->meta_ok = true;
+  {
+    // Value lists and their directory (HnswMetaProblem has checked both
+    // when pd_lower covers the flags).
+    HnswMetaPage meta = HnswPageGetMeta(page);
+    const bool covered = ((PageHeader)page)->pd_lower >= (char*)meta + sizeof(HnswMetaPageData) - (char*)page;
+    if (covered && (meta->flags & HNSW_META_VALUE_LISTS)) {
+      st->vlists = meta->value_lists;
+      st->vslots = meta->value_slots;
+      const HnswValueDirectoryData* d = (const HnswValueDirectoryData*)((const char*)meta + HnswValueDirectoryOffset());
+      st->ndirectory = (int)d->count;
+      st->directory = (uint64*)palloc(sizeof(uint64) * (Size)Max(st->ndirectory, 1));
+      const char* entries = (const char*)d + sizeof(HnswValueDirectoryData);
+      for (int i = 0; i < st->ndirectory; i++) {
+        vecext::hnsw::ValueDirectoryEntry e;
+        memcpy(&e, entries + sizeof(e) * (Size)i, sizeof(e));
+        st->directory[i] = e.key;
+      }
+      for (int i = 1; i < st->ndirectory; i++)
+        if (st->directory[i] <= st->directory[i - 1]) {
+          Problem(st, "block 0: value directory is not sorted by key (entry %d)", i);
+          st->directory_unsorted = true;  // every link is then checked against its target's page
+          break;
+        }
+      st->keybuf = (uint64*)palloc(sizeof(uint64) * HNSW_INSPECT_MAX_KEYS);
+      st->keybuf2 = (uint64*)palloc(sizeof(uint64) * HNSW_INSPECT_MAX_KEYS);
+      st->vbuf = (char*)palloc((Size)st->vlists * HnswValueListStride(st->vslots));
+    }
+    if (st->vlists > 0 && st->out != NULL) {  // the check's (element, key) pairs
+      HASHCTL ctl;
+      memset(&ctl, 0, sizeof(ctl));
+      ctl.keysize = sizeof(InspectValueKey);
+      ctl.entrysize = sizeof(InspectValueKey);
+      ctl.hcxt = CurrentMemoryContext;
+      st->vkeys = hash_create("hnsw inspect value keys", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+    }
+  }
   int dim = (int)st->meta.dimensions;
   int m = st->meta.m;
   int quant = st->meta.quantization;
@@ -271,6 +427,16 @@ static void LoadIndex(InspectState* st) {
         entry.heaptid = etup->heaptid;
         entry.neighbortid = etup->neighbortid;
         entry.code = ElementCode(st, page, off, etup);
+        if (st->vkeys != NULL && st->ndirectory > 0) {
+          const int nkeys = ElementValueKeys(st, page, off, etup, st->keybuf);
+          for (int i = 0; i < nkeys; i++) {
+            if (!InDirectory(st, st->keybuf[i])) continue;
+            InspectValueKey k;
+            k.id = HnswPackTid(&tid);
+            k.key = st->keybuf[i];
+            hash_search(st->vkeys, &k, HASH_ENTER, NULL);
+          }
+        }
         bool deleted = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
         if (!ItemPointerIsValid(&etup->heaptid))
           Problem(st, "block %u offset %u: element has an invalid heap TID", blkno, off);
@@ -401,6 +567,67 @@ static void CheckEntryPoint(InspectState* st) {
   }
 }
 
+// The value lists of live element etup at `off` of `page` (block blkno),
+// copied into st->vbuf from its neighbour tuple at `ntid`: their figures
+// (stats) and, for the check, their keys and links. Problems are confirmed
+// against the pages as they are now (concurrent inserts and vacuums change
+// lists).
+static void CheckValueLists(InspectState* st, BlockNumber blkno, OffsetNumber off, Page page, HnswElementTuple etup,
+                            const ItemPointerData* ntid) {
+  const Size stride = HnswValueListStride(st->vslots);
+  int nown = -1;  // the element's own keys, in st->keybuf once computed
+  bool filled_any = false;
+  for (int j = 0; j < st->vlists; j++) {
+    char* list = st->vbuf + (Size)j * stride;
+    const uint64 key = HnswValueListKey(list);
+    if (key == vecext::meta::kNoValueKey) continue;  // unused: its links mean nothing
+    const ItemPointerData* ids = HnswValueListIds(list);
+    int filled = 0;
+    for (int k = 0; k < st->vslots; k++) filled += ItemPointerIsValid(&ids[k]) ? 1 : 0;
+    st->value_used_lists++;
+    st->value_links += filled;
+    if (filled > 0) filled_any = true;
+    if (st->out == NULL) continue;
+
+    for (int jj = 0; jj < j; jj++) {
+      if (HnswValueListKey(st->vbuf + (Size)jj * stride) == key) {
+        Problem(st, "element (%u,%u): value lists %d and %d have the same key %016llx", blkno, off, jj, j,
+                (unsigned long long)key);
+        break;
+      }
+    }
+    // The element's own metadata must have the key (its signature never
+    // changes; the list may have, since it was read).
+    if (nown < 0) nown = ElementValueKeys(st, page, off, etup, st->keybuf);
+    if (!HasKey(st->keybuf, nown, key) && ValueListNow(st, ntid, j, -1, NULL, NULL) == key)
+      Problem(st, "element (%u,%u): value list %d has key %016llx, which the element's metadata does not have", blkno,
+              off, j, (unsigned long long)key);
+    for (int k = 0; k < st->vslots; k++) {
+      const ItemPointerData* target = &ids[k];
+      if (!ItemPointerIsValid(target)) continue;
+      InspectItem* t = FindItem(st, target);
+      if (t != NULL && t->kind == HNSW_ELEMENT_TUPLE && ElementHadKey(st, t->id, key)) continue;
+      // Confirm against the pages as they are now: the link may be newer
+      // than the copy of its target's page, or already replaced.
+      bool holds = false;
+      if (ValueListNow(st, ntid, j, k, target, &holds) != key || !holds) continue;
+      const int has = ElementHasKeyNow(st, target, key);
+      if (has == 1) continue;
+      if (has < 0)
+        Problem(st, "element (%u,%u): value list %d (key %016llx) links to (%u,%u), which is not an element", blkno,
+                off, j, (unsigned long long)key, ItemPointerGetBlockNumberNoCheck(target),
+                ItemPointerGetOffsetNumberNoCheck(target));
+      else
+        Problem(st,
+                "element (%u,%u): value list %d (key %016llx) links to (%u,%u), whose metadata does not have that "
+                "value",
+                blkno, off, j, (unsigned long long)key, ItemPointerGetBlockNumber(target),
+                ItemPointerGetOffsetNumber(target));
+    }
+  }
+  if (filled_any) st->value_elements++;
+}
+
 // Pass 2: every link of every neighbour tuple owned by an element.
 // Also accumulates the degrees of live elements per level (stats).
 static void CheckLinks(InspectState* st, int64* degree_sum, int* degree_min, int64* level_count) {
@@ -427,6 +654,7 @@ static void CheckLinks(InspectState* st, int64* degree_sum, int* degree_min, int
       ItemPointerData slots[2 * HNSW_MAX_M + HNSW_MAX_LEVEL * HNSW_MAX_M];
       uint64 codes[2 * HNSW_MAX_M + HNSW_MAX_LEVEL * HNSW_MAX_M];
       bool has_codes = false;
+      bool has_values = false;
       if (ntup != NULL && ntup->level == level) {
         count = ntup->count;
         memcpy(slots, ntup->ids, sizeof(ItemPointerData) * count);
@@ -440,8 +668,20 @@ static void CheckLinks(InspectState* st, int64* degree_sum, int* degree_min, int
                     (unsigned)len);
           }
         }
+        if (st->vlists > 0 && !deleted) {
+          const Size want = HnswNeighborTupleSizeV(count, true, st->vlists, st->vslots);
+          if (len >= want) {
+            has_values = true;
+            memcpy(st->vbuf, HnswNeighborValueList(ntup, 0, st->vslots),
+                   (Size)st->vlists * HnswValueListStride(st->vslots));
+          } else {
+            Problem(st, "element (%u,%u): neighbour tuple too short for value lists (%u bytes, expected %zu)", blkno,
+                    off, (unsigned)len, (size_t)want);
+          }
+        }
       }
       UnlockReleaseBuffer(buf);
+      if (has_values) CheckValueLists(st, blkno, off, page, etup, &ntid);
       if (count == 0) continue;
       for (int lc = 0; lc <= level; lc++) {
         int start = HnswLevelStart(lc, m);
@@ -692,6 +932,41 @@ VECEXT_FUNCTION(hnsw_index_check) {
   return (Datum)0;
 }
 
+// The OUT parameters of hnsw_index_stats (src/sql/20_hnsw.sql): the first
+// HNSW_STATS_BASE_COLS, optionally followed by the value list columns:
+//   value_lists int4          lists per element (0: the index has none)
+//   value_slots int4          links per list
+//   value_directory int4      frequent values in the directory
+//   value_list_elements int8  live elements with a list holding a link
+//   value_list_avg_links float8  links per used list (one with a key)
+#define HNSW_STATS_BASE_COLS 17
+#define HNSW_STATS_VALUE_COLS 5
+static const struct {
+  const char* name;
+  Oid type;
+} hnsw_stats_value_cols[HNSW_STATS_VALUE_COLS] = {{"value_lists", INT4OID},
+                                                  {"value_slots", INT4OID},
+                                                  {"value_directory", INT4OID},
+                                                  {"value_list_elements", INT8OID},
+                                                  {"value_list_avg_links", FLOAT8OID}};
+
+// Whether the result row has the value list columns (an install script
+// without them has HNSW_STATS_BASE_COLS columns); ERROR for another shape.
+static bool HnswStatsHasValueColumns(TupleDesc tupdesc) {
+  if (tupdesc->natts == HNSW_STATS_BASE_COLS) return false;
+  bool ok = tupdesc->natts == HNSW_STATS_BASE_COLS + HNSW_STATS_VALUE_COLS;
+  for (int i = 0; ok && i < HNSW_STATS_VALUE_COLS; i++) {
+    Form_pg_attribute att = TupleDescAttr(tupdesc, HNSW_STATS_BASE_COLS + i);
+    ok = att->atttypid == hnsw_stats_value_cols[i].type && strcmp(NameStr(att->attname), hnsw_stats_value_cols[i].name) == 0;
+  }
+  if (!ok)
+    ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                    errmsg("hnsw_index_stats: unexpected result columns (%d)", tupdesc->natts),
+                    errhint("The installed SQL definition of the function does not match the library; update the "
+                            "extension.")));
+  return true;
+}
+
 // One row: see the OUT parameters of hnsw_index_stats in src/sql/20_hnsw.sql.
 VECEXT_FUNCTION(hnsw_index_stats) {
   Oid indexoid = PG_GETARG_OID(0);
@@ -700,6 +975,7 @@ VECEXT_FUNCTION(hnsw_index_stats) {
     ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("function returning record called in context "
                                                                    "that cannot accept type record")));
   tupdesc = BlessTupleDesc(tupdesc);
+  const bool value_cols = HnswStatsHasValueColumns(tupdesc);
 
   Relation heap, index;
   OpenForInspection(indexoid, &heap, &index);
@@ -730,8 +1006,8 @@ VECEXT_FUNCTION(hnsw_index_stats) {
     mins[i] = Int32GetDatum(degree_min[i] < 0 ? 0 : degree_min[i]);
   }
 
-  Datum values[17];
-  bool nulls[17];
+  Datum values[HNSW_STATS_BASE_COLS + HNSW_STATS_VALUE_COLS];
+  bool nulls[HNSW_STATS_BASE_COLS + HNSW_STATS_VALUE_COLS];
   memset(nulls, 0, sizeof(nulls));
   values[0] = Int64GetDatum(st.live);
   values[1] = Int64GetDatum(st.deleted);
@@ -752,10 +1028,19 @@ VECEXT_FUNCTION(hnsw_index_stats) {
   // their line pointers), and of the SQ8 parameters (0 without).
   values[14] = Int32GetDatum((int32)(HNSW_ELEMENT_TUPLE_SIZE_Q(st.meta.quantization, (int)st.meta.dimensions) +
                                      sizeof(ItemIdData)));
-  values[15] = Int32GetDatum((int32)(HnswNeighborTupleSize(HnswNeighborSlots(0, st.meta.m),
-                                                           (st.meta.flags & HNSW_META_LINK_CODES) != 0) +
+  values[15] = Int32GetDatum((int32)(HnswNeighborTupleSizeV(HnswNeighborSlots(0, st.meta.m),
+                                                            (st.meta.flags & HNSW_META_LINK_CODES) != 0, st.vlists,
+                                                            st.vslots) +
                                       sizeof(ItemIdData)));
   values[16] = Int64GetDatum(st.meta.quantization == HNSW_QUANT_SQ8 ? (int64)st.meta.params_bytes : 0);
+  if (value_cols) {
+    values[17] = Int32GetDatum(st.vlists);
+    values[18] = Int32GetDatum(st.vslots);
+    values[19] = Int32GetDatum(st.ndirectory);
+    values[20] = Int64GetDatum(st.value_elements);
+    values[21] =
+        Float8GetDatum(st.value_used_lists > 0 ? (double)st.value_links / (double)st.value_used_lists : 0.0);
+  }
   HeapTuple tuple = heap_form_tuple(tupdesc, values, nulls);
 
   MemoryContextDelete(cxt);
