@@ -28,27 +28,18 @@ CREATE INDEX vldocs_idx ON vldocs USING hnsw (v vector_l2_ops, metadata jsonb_hn
   WITH (m = 8, ef_construction = 32, value_lists = 2);
 SELECT * FROM hnsw_index_check('vldocs_idx', true);
 
--- hnsw_index_stats with its value list columns (declared here as the
--- function with them, on the same C function).
-CREATE FUNCTION pg_temp.vl_stats(index regclass,
-    OUT elements int8, OUT deleted int8, OUT levels int4, OUT entry_level int4, OUT level_elements int8[],
-    OUT avg_degree float8[], OUT min_degree int4[], OUT pages int8, OUT bytes int8, OUT m int4,
-    OUT ef_construction int4, OUT metric text, OUT dimensions int4, OUT quantization text, OUT element_bytes int4,
-    OUT neighbor_bytes int4, OUT quantization_bytes int8, OUT value_lists int4, OUT value_slots int4,
-    OUT value_directory int4, OUT value_list_elements int8, OUT value_list_avg_links float8)
-  RETURNS record AS '$libdir/vecext', 'hnsw_index_stats' LANGUAGE C STRICT;
 -- Two lists of m links; the 12 tenants in the directory; every row with a
 -- tenant has a list holding links (nearly full ones).
 SELECT elements, value_lists, value_slots, value_directory,
        value_list_elements = (SELECT count(*) FROM vldocs WHERE metadata ? 'tenant') AS every_tenant_row,
        value_list_avg_links BETWEEN 6 AND 8 AS lists_filled
-FROM pg_temp.vl_stats('vldocs_idx');
+FROM hnsw_index_stats('vldocs_idx');
 -- Each list: a key and m TIDs, 8-aligned (56 bytes for m = 8).
 CREATE INDEX vldocs_codes ON vldocs USING hnsw (v vector_l2_ops, metadata jsonb_hnsw_ops)
   WITH (m = 8, ef_construction = 32, link_codes = on);
 SELECT s.neighbor_bytes - c.neighbor_bytes AS value_list_bytes, c.value_lists, c.value_directory,
        c.value_list_elements, c.value_list_avg_links
-FROM pg_temp.vl_stats('vldocs_idx') s, pg_temp.vl_stats('vldocs_codes') c;
+FROM hnsw_index_stats('vldocs_idx') s, hnsw_index_stats('vldocs_codes') c;
 DROP INDEX vldocs_codes;
 ANALYZE vldocs;
 
@@ -103,7 +94,7 @@ INSERT INTO vldocs SELECT i, ARRAY[cos(i * 0.29), sin(i * 0.41), ((i * 3) % 100)
   FROM generate_series(3001, 3200) i;
 ALTER INDEX vldocs_idx SET (value_lists = 7);
 ALTER INDEX vldocs_idx SET (value_lists = 1);
-SELECT value_lists, value_directory FROM pg_temp.vl_stats('vldocs_idx');
+SELECT value_lists, value_directory FROM hnsw_index_stats('vldocs_idx');
 INSERT INTO vldocs VALUES (3201, '[0.3,0.4,1,0]', '{"tenant": 7}');
 SELECT * FROM hnsw_index_check('vldocs_idx', true);
 -- The new row is in the graph (a scan that scores every element it reaches
@@ -116,14 +107,14 @@ RESET enable_seqscan;
 REINDEX INDEX vldocs_idx;
 SELECT elements, value_lists, value_slots, value_directory,
        value_list_elements = (SELECT count(*) FROM vldocs WHERE metadata ? 'tenant') AS every_tenant_row
-FROM pg_temp.vl_stats('vldocs_idx');
+FROM hnsw_index_stats('vldocs_idx');
 SELECT * FROM hnsw_index_check('vldocs_idx', true);
 SELECT vl_ids(cond, '[0.3,0.4,1,0]', 10, true) = vl_exact(cond, '[0.3,0.4,1,0]', 10) AS exact
 FROM (VALUES ($$metadata @> '{"tenant": 7}'$$), ($$metadata @> '{"tenant": 2}'$$)) c(cond);
 -- value_lists = 0: no lists (and no link codes) after REINDEX.
 ALTER INDEX vldocs_idx SET (value_lists = 0);
 REINDEX INDEX vldocs_idx;
-SELECT value_lists, value_slots, value_directory, value_list_elements FROM pg_temp.vl_stats('vldocs_idx');
+SELECT value_lists, value_slots, value_directory, value_list_elements FROM hnsw_index_stats('vldocs_idx');
 SELECT * FROM hnsw_index_check('vldocs_idx', true);
 
 -- No value in the band (200 rows at least): lists, but an empty directory.
@@ -131,7 +122,7 @@ CREATE TABLE vlsmall (id int, v vector(2), metadata jsonb);
 INSERT INTO vlsmall SELECT i, ARRAY[cos(i * 0.1), sin(i * 0.1)]::vector, jsonb_build_object('tenant', i % 4)
   FROM generate_series(1, 400) i;
 CREATE INDEX vlsmall_idx ON vlsmall USING hnsw (v, metadata) WITH (value_lists = 4);
-SELECT value_lists, value_slots, value_directory, value_list_elements FROM pg_temp.vl_stats('vlsmall_idx');
+SELECT value_lists, value_slots, value_directory, value_list_elements FROM hnsw_index_stats('vlsmall_idx');
 SELECT * FROM hnsw_index_check('vlsmall_idx', true);
 SET enable_seqscan = off;
 SELECT id FROM vlsmall WHERE metadata @> '{"tenant": 1}' ORDER BY v <-> '[1,0]' LIMIT 3;

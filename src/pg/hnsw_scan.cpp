@@ -421,9 +421,9 @@ static void HnswWidenTwoHop(HnswScanOpaque so) {
   if (!st->two_hop || !so->search.resumable || st->two_hop_expansions == 0 || so->search.scored >= so->max_scored ||
       !(hnsw_filter_ef_widen > 1.0))
     return;
-  // Most expansions followed value lists: the search ran among matching
-  // rows, in their own graph, like an unfiltered one.
-  if (2 * st->value_expansions >= st->two_hop_expansions) return;
+  // Expansions followed value lists: the matching rows are connected in
+  // their own graph, which is what widening makes up for without them.
+  if (st->value_expansions > 0) return;
   const double wanted = HNSW_TWO_HOP_LINKS_WANTED, max_widen = hnsw_filter_ef_widen;
   const double per_expansion = (double)st->passed_links / (double)st->two_hop_expansions;
   double scale = per_expansion > 0 ? wanted / per_expansion : max_widen;
@@ -801,11 +801,13 @@ static void HnswEndScanImpl(IndexScanDesc scan) {
   if (so->started && so->store.index != NULL)
     elog(DEBUG2,
          "hnsw scan: %llu rows returned, %llu buffer reads, %llu elements scored, %llu expansions, %llu from the "
-         "link cache, %llu looked through, %llu links skipped, %llu links passed, ef %d",
+         "link cache, %llu looked through, %llu links skipped, %llu links passed, %llu expansions by value "
+         "lists (%llu links), ef %d",
          (unsigned long long)so->returned, (unsigned long long)so->store.buffer_reads,
          (unsigned long long)so->store.scored, (unsigned long long)so->store.expansions,
          (unsigned long long)so->store.cached_expansions, (unsigned long long)so->store.through_reads,
-         (unsigned long long)so->store.skipped_links, (unsigned long long)so->store.passed_links, so->ef);
+         (unsigned long long)so->store.skipped_links, (unsigned long long)so->store.passed_links,
+         (unsigned long long)so->store.value_expansions, (unsigned long long)so->store.value_links, so->ef);
   MemoryContextDelete(so->cxt);
   pfree(so);
   scan->opaque = NULL;

@@ -55,7 +55,12 @@ CREATE FUNCTION @extschema@.hnsw_index_stats(index pg_catalog.regclass,
     OUT quantization pg_catalog.text,      -- none or sq8
     OUT element_bytes pg_catalog.int4,     -- one element tuple (vector or SQ8 codes and error norms)
     OUT neighbor_bytes pg_catalog.int4,    -- the neighbour tuple of an element of level 0
-    OUT quantization_bytes pg_catalog.int8) -- SQ8 parameters (lo and scale per dimension); 0 without
+    OUT quantization_bytes pg_catalog.int8, -- SQ8 parameters (lo and scale per dimension); 0 without
+    OUT value_lists pg_catalog.int4,       -- value lists per element (0: none)
+    OUT value_slots pg_catalog.int4,       -- links per value list
+    OUT value_directory pg_catalog.int4,   -- frequent metadata values in the directory
+    OUT value_list_elements pg_catalog.int8, -- live elements with a value list holding a link
+    OUT value_list_avg_links pg_catalog.float8) -- links per value list that has a key
   RETURNS record
   AS 'MODULE_PATHNAME', 'hnsw_index_stats' LANGUAGE C STRICT;
 
