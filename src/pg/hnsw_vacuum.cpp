@@ -23,6 +23,17 @@
 //      through dead elements stay reachable. Writes re-read the neighbour
 //      tuple under the exclusive lock and only touch dead or empty slots, so
 //      links added by concurrent inserts are never lost.
+//      Value lists (indexes with HNSW_META_VALUE_LISTS) are repaired in the
+//      same pass and the same WAL record as the element's other links: in a
+//      list with key K, the dead links are cleared and replaced by the same
+//      heuristic from the list's live links and the live links of the dead
+//      elements' own K lists (two hops through dead ones; when those give
+//      too few, the K lists of the candidates found so far), keeping only
+//      elements whose signature has K. New links are mirrored into the
+//      target's K list when it has a free or dead slot there. A list left
+//      with no link gets key 0 (unused), so that scans look through the
+//      element instead of following an empty list. No value-list link to a
+//      dead element survives (b), since (d) frees its item for reuse.
 //  (c) Entry point. Under HNSW_UPDATE_LOCK ExclusiveLock, a dead entry point
 //      is replaced by the highest-level live element (none: empty index).
 //  (d) Remove, in three steps so that a crash at any point leaves a valid
@@ -110,6 +121,18 @@ struct HnswVacuumState {
   int entry_level;
   int64 repaired;  // elements whose links were repaired
   int64 searches;  // levels that needed the search fallback
+  // Value lists (HNSW_META_VALUE_LISTS; 0 lists without): their shape, a
+  // copy of the lists of the element being repaired (vregion_size bytes;
+  // all zero, i.e. unused, when its tuple has none) and scratch for a
+  // signature's value keys.
+  int value_lists;
+  int value_slots;
+  Size vregion_size;
+  char* vregion;
+  uint64* keybuf;
+  int keybuf_cap;
+  int64 value_repaired;  // value lists whose links were repaired
+  int64 value_emptied;   // ... that were left without links (key reset to 0)
 };
 
 static inline uint64 TidKey(const ItemPointerData* tid) { return HnswPackTid(tid); }
@@ -224,18 +247,30 @@ static void MarkDeleted(HnswVacuumState* vs) {
 
 // ---- (b) repair --------------------------------------------------------------
 
+// Whether neighbour tuple `ntup`, an item of `len` bytes, has room for the
+// index's value lists.
+static bool HasValueLists(const HnswVacuumState* vs, HnswNeighborTuple ntup, Size len) {
+  return vs->value_lists > 0 && len >= HnswNeighborTupleSizeV(ntup->count, true, vs->value_lists, vs->value_slots);
+}
+
 // Copies the slots of the neighbour tuple at `ntid` if it is a valid
 // neighbour tuple of an element at `level` (any level if level < 0) into
-// vs->slots. Returns the number of slots, 0 when invalid.
-static int ReadNeighbors(HnswVacuumState* vs, const ItemPointerData* ntid, int level, ItemPointerData* out) {
+// `out`, and with `vout` its value lists (vs->vregion_size bytes, zeroed
+// when it has none). Returns the number of slots, 0 when invalid.
+static int ReadNeighbors(HnswVacuumState* vs, const ItemPointerData* ntid, int level, ItemPointerData* out,
+                         char* vout = NULL) {
+  if (vout != NULL) memset(vout, 0, vs->vregion_size);
   if (!ItemPointerIsValid(ntid) || !BlockExists(vs, ntid)) return 0;
   Buffer buf = ReadPage(vs, ItemPointerGetBlockNumber(ntid), BUFFER_LOCK_SHARE, NULL);
   Page page = BufferGetPage(buf);
   int count = 0;
-  HnswNeighborTuple ntup = HnswPageGetNeighbors(page, ItemPointerGetOffsetNumber(ntid), vs->m);
+  const OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
+  HnswNeighborTuple ntup = HnswPageGetNeighbors(page, off, vs->m);
   if (ntup != NULL && (level < 0 || ntup->level == level)) {
     count = ntup->count;
     memcpy(out, ntup->ids, sizeof(ItemPointerData) * count);
+    if (vout != NULL && HasValueLists(vs, ntup, ItemIdGetLength(PageGetItemId(page, off))))
+      memcpy(vout, HnswNeighborValueList(ntup, 0, vs->value_slots), vs->vregion_size);
   }
   UnlockReleaseBuffer(buf);
   return count;
@@ -488,6 +523,41 @@ static void SearchLiveCandidates(HnswVacuumState* vs, uint64 self, const float* 
   }
 }
 
+// The heuristic over `cands` (sorted by distance): picks, up to `nfree`,
+// each candidate that is closer to the element than to every neighbour
+// already selected (selected[0..*nselected): the kept links; each pick is
+// appended, so the array needs room for nfree more), then makes up to
+// `nmin` picks with the nearest pruned candidates (the element keeps at
+// least as many links as it had). Writes the picks' indices into cands to
+// `picks` (in pick order); returns how many.
+static int ChooseNeighbors(HnswVacuumState* vs, HnswCandidate* selected, int* nselected, const HnswCandidate* cands,
+                           int ncands, int nfree, int nmin, int* picks) {
+  bool* pruned = (bool*)palloc0(sizeof(bool) * (ncands > 0 ? ncands : 1));
+  int picked = 0;
+  for (int i = 0; i < ncands && picked < nfree; i++) {
+    bool good = true;
+    for (int j = 0; j < *nselected; j++) {
+      float d = HnswStoreDataDistance(&vs->store, cands[i].vec, selected[j].vec);
+      if (d < cands[i].distance) {
+        good = false;
+        break;
+      }
+    }
+    if (!good) {
+      pruned[i] = true;
+      continue;
+    }
+    selected[(*nselected)++] = cands[i];
+    picks[picked++] = i;
+  }
+  for (int i = 0; i < ncands && picked < nmin; i++) {
+    if (!pruned[i]) continue;
+    picks[picked++] = i;
+  }
+  pfree(pruned);
+  return picked;
+}
+
 // One new link chosen by the repair (for the write and the back-links).
 struct HnswNewLink {
   uint64 id;
@@ -539,39 +609,13 @@ static void SelectForLevel(HnswVacuumState* vs, uint64 self, const float* vec, i
   }
   qsort(cands, ncands, sizeof(HnswCandidate), CompareCandidates);
 
-  // The heuristic: keep a candidate only if it is closer to `self` than to
-  // every neighbour already selected (kept links count as selected).
-  bool* pruned = (bool*)palloc0(sizeof(bool) * (ncands > 0 ? ncands : 1));
-  int picked = 0;
-  for (int i = 0; i < ncands && picked < nfree; i++) {
-    bool good = true;
-    for (int j = 0; j < nselected; j++) {
-      float d = HnswStoreDataDistance(&vs->store, cands[i].vec, selected[j].vec);
-      if (d < cands[i].distance) {
-        good = false;
-        break;
-      }
-    }
-    if (!good) {
-      pruned[i] = true;
-      continue;
-    }
-    selected[nselected++] = cands[i];
-    out[*nout].id = cands[i].id;
-    out[*nout].neighbortid = cands[i].neighbortid;
+  int* picks = (int*)palloc(sizeof(int) * (ncands > 0 ? ncands : 1));
+  const int npicks = ChooseNeighbors(vs, selected, &nselected, cands, ncands, nfree, ndead_links, picks);
+  for (int k = 0; k < npicks; k++) {
+    out[*nout].id = cands[picks[k]].id;
+    out[*nout].neighbortid = cands[picks[k]].neighbortid;
     out[*nout].level = lc;
     (*nout)++;
-    picked++;
-  }
-  // Make up for the dead links with the nearest pruned candidates (the
-  // element keeps at least as many links as it had).
-  for (int i = 0; i < ncands && picked < ndead_links; i++) {
-    if (!pruned[i]) continue;
-    out[*nout].id = cands[i].id;
-    out[*nout].neighbortid = cands[i].neighbortid;
-    out[*nout].level = lc;
-    (*nout)++;
-    picked++;
   }
 }
 
@@ -610,19 +654,315 @@ static void AddBackLink(HnswVacuumState* vs, const ItemPointerData* ntid, int lc
   UnlockReleaseBuffer(buf);
 }
 
+// ---- (b) value lists -----------------------------------------------------------
+
+// The list with key `key` among the value lists that start at `region` (a
+// neighbour tuple's, or a copy); NULL when there is none.
+static char* FindValueList(const HnswVacuumState* vs, char* region, uint64 key) {
+  for (int j = 0; j < vs->value_lists; j++) {
+    char* list = region + (Size)j * HnswValueListStride(vs->value_slots);
+    if (HnswValueListKey(list) == key) return list;
+  }
+  return NULL;
+}
+
+// Copies the links of the value list with key `key` of the neighbour tuple
+// at `ntid` (value_slots of them) into `out`. False when there is no such
+// tuple or list.
+static bool ReadValueList(HnswVacuumState* vs, const ItemPointerData* ntid, uint64 key, ItemPointerData* out) {
+  if (key == 0 || !ItemPointerIsValid(ntid) || !BlockExists(vs, ntid)) return false;
+  Buffer buf = ReadPage(vs, ItemPointerGetBlockNumber(ntid), BUFFER_LOCK_SHARE, NULL);
+  Page page = BufferGetPage(buf);
+  const OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
+  HnswNeighborTuple ntup = HnswPageGetNeighbors(page, off, vs->m);
+  bool found = false;
+  if (ntup != NULL && HasValueLists(vs, ntup, ItemIdGetLength(PageGetItemId(page, off)))) {
+    char* list = FindValueList(vs, HnswNeighborValueList(ntup, 0, vs->value_slots), key);
+    if (list != NULL) {
+      memcpy(out, HnswValueListIds(list), sizeof(ItemPointerData) * (Size)vs->value_slots);
+      found = true;
+    }
+  }
+  UnlockReleaseBuffer(buf);
+  return found;
+}
+
+// Whether element `etup`, an item of `len` bytes, has value key `key` (its
+// signature's; an unreadable signature has none, as in the build).
+static bool ElementHasValueKey(HnswVacuumState* vs, const HnswElementTupleData* etup, Size len, uint64 key) {
+  Size sig_len = 0;
+  const uint8* sig = HnswElementSignature(etup, len, vs->store.quantization, vs->dim, &sig_len);
+  if (sig == NULL || sig_len == 0) return false;
+  vecext::meta::SignatureView view;
+  if (!vecext::meta::ParseSignature(sig, sig_len, &view).ok()) return false;
+  const size_t n = vecext::meta::ValueKeys(view, vs->keybuf, (size_t)vs->keybuf_cap);
+  for (size_t i = 0; i < n && i < (size_t)vs->keybuf_cap; i++)
+    if (vs->keybuf[i] == key) return true;
+  return false;
+}
+
+// Reads live element `id` if it has value key `key`: copies its data into
+// `vec` and its neighbour TID. False otherwise.
+static bool ReadValueCandidate(HnswVacuumState* vs, uint64 id, uint64 key, float* vec, ItemPointerData* ntid) {
+  ItemPointerData tid;
+  HnswUnpackTid(id, &tid);
+  if (!BlockExists(vs, &tid)) return false;
+  Buffer buf = ReadPage(vs, ItemPointerGetBlockNumber(&tid), BUFFER_LOCK_SHARE, NULL);
+  Page page = BufferGetPage(buf);
+  const OffsetNumber off = ItemPointerGetOffsetNumber(&tid);
+  bool ok = false;
+  HnswElementTuple etup = HnswPageGetElementSized(page, off, vs->element_size);
+  if (etup != NULL && !(etup->flags & HNSW_ELEMENT_DELETED) &&
+      ElementHasValueKey(vs, etup, ItemIdGetLength(PageGetItemId(page, off)), key)) {
+    memcpy(vec, etup->vec, vs->data_size);
+    *ntid = etup->neighbortid;
+    ok = true;
+  }
+  UnlockReleaseBuffer(buf);
+  return ok;
+}
+
+// Adds the live links of the value list with key `key` of the neighbour
+// tuple at `ntid` to `pool` (skipping `self` and ids present); dead links
+// go to `hop` when it is not NULL.
+static void CollectValueLinks(HnswVacuumState* vs, const ItemPointerData* ntid, uint64 key, uint64 self, uint64* pool,
+                              int* npool, int pool_cap, uint64* hop, int* nhop, int hop_cap,
+                              ItemPointerData* scratch) {
+  if (!ReadValueList(vs, ntid, key, scratch)) return;
+  for (int k = 0; k < vs->value_slots; k++) {
+    if (!ItemPointerIsValid(&scratch[k])) continue;
+    const uint64 id = TidKey(&scratch[k]);
+    if (id == self) continue;
+    if (IsDead(vs, id)) {
+      if (hop != NULL && *nhop < hop_cap && !ContainsId(hop, *nhop, id)) hop[(*nhop)++] = id;
+      continue;
+    }
+    if (*npool < pool_cap && !ContainsId(pool, *npool, id)) pool[(*npool)++] = id;
+  }
+}
+
+// One new value-list link chosen by the repair.
+struct HnswNewValueLink {
+  uint64 key;
+  uint64 id;
+  ItemPointerData neighbortid;
+};
+
+// Chooses, for the list with key `key` of element `self` (vector `vec`), up
+// to `nfree` new links among the candidates, given its live links `kept`
+// and its dead links, as SelectForLevel does for a level. Appends them to
+// `out`.
+static void SelectForValueList(HnswVacuumState* vs, uint64 self, const float* vec, uint64 key, const uint64* kept,
+                               int nkept, const uint64* dead_links, int ndead_links, int nfree,
+                               HnswNewValueLink* out, int* nout, ItemPointerData* scratch) {
+  const int pool_cap = Max(vs->max_candidates, nkept + 1);
+  uint64* pool = (uint64*)palloc(sizeof(uint64) * pool_cap);
+  int npool = 0;
+  const int hop_cap = 2 * vs->value_slots;
+  uint64* hop = (uint64*)palloc(sizeof(uint64) * hop_cap);
+  int nhop = 0;
+  for (int i = 0; i < nkept && npool < pool_cap; i++) pool[npool++] = kept[i];
+  for (int i = 0; i < ndead_links; i++) {
+    HnswDeadElement* d = (HnswDeadElement*)hash_search(vs->dead, &dead_links[i], HASH_FIND, NULL);
+    if (d != NULL)
+      CollectValueLinks(vs, &d->neighbortid, key, self, pool, &npool, pool_cap, hop, &nhop, hop_cap, scratch);
+  }
+  for (int i = 0; i < nhop; i++) {
+    HnswDeadElement* d = (HnswDeadElement*)hash_search(vs->dead, &hop[i], HASH_FIND, NULL);
+    if (d != NULL)
+      CollectValueLinks(vs, &d->neighbortid, key, self, pool, &npool, pool_cap, NULL, NULL, 0, scratch);
+  }
+
+  // Load vectors and distances (kept links first), keeping only elements
+  // with the key; when the dead elements' lists gave too few candidates
+  // (heavy deletion), once more from the lists of everything loaded.
+  HnswCandidate* selected = (HnswCandidate*)palloc(sizeof(HnswCandidate) * (Size)(nkept + nfree));
+  int nselected = 0;
+  HnswCandidate* cands = (HnswCandidate*)palloc(sizeof(HnswCandidate) * (Size)pool_cap);
+  int ncands = 0;
+  ItemPointerData* ntids = (ItemPointerData*)palloc(sizeof(ItemPointerData) * (Size)pool_cap);
+  int loaded = 0;
+  for (int round = 0; round < 2; round++) {
+    const int from = loaded;
+    for (int i = from; i < npool; i++) {
+      CHECK_FOR_INTERRUPTS();
+      ItemPointerSetInvalid(&ntids[i]);
+      float* cvec = (float*)palloc(vs->data_size);
+      ItemPointerData ntid;
+      if (!ReadValueCandidate(vs, pool[i], key, cvec, &ntid)) {
+        pfree(cvec);
+        continue;
+      }
+      ntids[i] = ntid;
+      HnswCandidate c;
+      c.id = pool[i];
+      c.neighbortid = ntid;
+      c.vec = cvec;
+      c.distance = HnswStoreDataDistance(&vs->store, vec, cvec);
+      if (i < nkept)
+        selected[nselected++] = c;
+      else
+        cands[ncands++] = c;
+    }
+    loaded = npool;
+    if (round == 1 || ncands >= ndead_links || npool >= pool_cap) break;
+    for (int i = 0; i < loaded && npool < pool_cap; i++)
+      if (ItemPointerIsValid(&ntids[i]))
+        CollectValueLinks(vs, &ntids[i], key, self, pool, &npool, pool_cap, NULL, NULL, 0, scratch);
+  }
+  qsort(cands, ncands, sizeof(HnswCandidate), CompareCandidates);
+
+  int* picks = (int*)palloc(sizeof(int) * (ncands > 0 ? ncands : 1));
+  const int npicks = ChooseNeighbors(vs, selected, &nselected, cands, ncands, nfree, ndead_links, picks);
+  for (int k = 0; k < npicks; k++) {
+    out[*nout].key = key;
+    out[*nout].id = cands[picks[k]].id;
+    out[*nout].neighbortid = cands[picks[k]].neighbortid;
+    (*nout)++;
+  }
+}
+
+// Writes `self` into a free or dead slot of the value list with key `key`
+// of the neighbour tuple at `ntid` (unless it is already there, or the
+// tuple has no such list).
+static void AddValueBackLink(HnswVacuumState* vs, const ItemPointerData* ntid, uint64 key, uint64 self) {
+  if (!ItemPointerIsValid(ntid) || !BlockExists(vs, ntid)) return;
+  Buffer buf = ReadPage(vs, ItemPointerGetBlockNumber(ntid), BUFFER_LOCK_EXCLUSIVE, NULL);
+  Page page = BufferGetPage(buf);
+  const OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
+  HnswNeighborTuple ntup = HnswPageGetNeighbors(page, off, vs->m);
+  int slot = -1;
+  if (ntup != NULL && HasValueLists(vs, ntup, ItemIdGetLength(PageGetItemId(page, off)))) {
+    char* list = FindValueList(vs, HnswNeighborValueList(ntup, 0, vs->value_slots), key);
+    const ItemPointerData* ids = list != NULL ? HnswValueListIds(list) : NULL;
+    for (int k = 0; ids != NULL && k < vs->value_slots; k++) {
+      if (!ItemPointerIsValid(&ids[k])) {
+        if (slot < 0) slot = k;
+        continue;
+      }
+      const uint64 id = TidKey(&ids[k]);
+      if (id == self) {
+        slot = -1;
+        break;
+      }
+      if (slot < 0 && IsDead(vs, id)) slot = k;
+    }
+  }
+  if (slot >= 0) {
+    GenericXLogState* state = GenericXLogStart(vs->index);
+    Page wpage = GenericXLogRegisterBuffer(state, buf, 0);
+    HnswNeighborTuple wtup = (HnswNeighborTuple)PageGetItem(wpage, PageGetItemId(wpage, off));
+    char* list = FindValueList(vs, HnswNeighborValueList(wtup, 0, vs->value_slots), key);
+    HnswUnpackTid(self, &HnswValueListIds(list)[slot]);
+    GenericXLogFinish(state);
+  }
+  UnlockReleaseBuffer(buf);
+}
+
+// Plans the repair of the value lists of the element being repaired (a
+// copy in vs->vregion): new links for each list with a key and dead links,
+// appended to `out` (room for value_lists * value_slots). Returns whether
+// any list has dead links.
+static bool PlanValueLists(HnswVacuumState* vs, uint64 self, const float* vec, HnswNewValueLink* out, int* nout,
+                           ItemPointerData* scratch) {
+  const int vslots = vs->value_slots;
+  uint64* kept = (uint64*)palloc(sizeof(uint64) * (Size)vslots);
+  uint64* dead_links = (uint64*)palloc(sizeof(uint64) * (Size)vslots);
+  bool any = false;
+  for (int j = 0; j < vs->value_lists; j++) {
+    char* list = vs->vregion + (Size)j * HnswValueListStride(vslots);
+    const uint64 key = HnswValueListKey(list);
+    const ItemPointerData* ids = HnswValueListIds(list);
+    int nkept = 0, ndead_links = 0, nfree = 0;
+    for (int k = 0; k < vslots; k++) {
+      if (!ItemPointerIsValid(&ids[k])) {
+        nfree++;
+        continue;
+      }
+      const uint64 id = TidKey(&ids[k]);
+      if (IsDead(vs, id)) {
+        dead_links[ndead_links++] = id;
+        nfree++;
+      } else if (id != self && !ContainsId(kept, nkept, id)) {
+        kept[nkept++] = id;
+      }
+    }
+    if (ndead_links == 0) continue;
+    any = true;
+    vs->value_repaired++;
+    if (key != 0)
+      SelectForValueList(vs, self, vec, key, kept, nkept, dead_links, ndead_links, nfree, out, nout, scratch);
+  }
+  return any;
+}
+
+// Under the exclusive lock, in the WAL record that writes the element's
+// other links: clears the dead links of every value list of `wtup` (an item
+// of `len` bytes), puts the new links into empty places of the list with
+// their key (written[k] says which went in), and gives the key 0 to a list
+// this left without links.
+static void WriteValueLists(HnswVacuumState* vs, HnswNeighborTuple wtup, Size len, const HnswNewValueLink* vlinks,
+                            int nvlinks, bool* written) {
+  if (!HasValueLists(vs, wtup, len)) return;
+  const int vslots = vs->value_slots;
+  char* region = HnswNeighborValueList(wtup, 0, vslots);
+  uint32 cleared = 0;  // lists that had dead links (bit j)
+  for (int j = 0; j < vs->value_lists; j++) {
+    ItemPointerData* ids = HnswValueListIds(region + (Size)j * HnswValueListStride(vslots));
+    for (int k = 0; k < vslots; k++) {
+      if (ItemPointerIsValid(&ids[k]) && IsDead(vs, TidKey(&ids[k]))) {
+        ItemPointerSetInvalid(&ids[k]);
+        cleared |= (uint32)1 << j;
+      }
+    }
+  }
+  for (int v = 0; v < nvlinks; v++) {
+    char* list = FindValueList(vs, region, vlinks[v].key);
+    if (list == NULL) continue;
+    ItemPointerData* ids = HnswValueListIds(list);
+    int slot = -1;
+    bool present = false;
+    for (int k = 0; k < vslots; k++) {
+      if (!ItemPointerIsValid(&ids[k])) {
+        if (slot < 0) slot = k;
+      } else if (TidKey(&ids[k]) == vlinks[v].id) {
+        present = true;
+        break;
+      }
+    }
+    if (present || slot < 0) continue;
+    HnswUnpackTid(vlinks[v].id, &ids[slot]);
+    written[v] = true;
+  }
+  for (int j = 0; j < vs->value_lists; j++) {
+    if (!(cleared & ((uint32)1 << j))) continue;
+    char* list = region + (Size)j * HnswValueListStride(vslots);
+    const ItemPointerData* ids = HnswValueListIds(list);
+    bool empty = true;
+    for (int k = 0; k < vslots && empty; k++) empty = !ItemPointerIsValid(&ids[k]);
+    if (!empty || HnswValueListKey(list) == 0) continue;
+    memset(list, 0, sizeof(uint64));
+    vs->value_emptied++;
+  }
+}
+
 // Repairs live element `self` (level `level`, vector `vec`, neighbour tuple
-// at `ntid` whose slots are in vs->slots) if it links to dead elements.
-static void RepairElement(HnswVacuumState* vs, uint64 self, int level, const float* vec, const ItemPointerData* ntid) {
+// at `ntid` whose slots are in vs->slots and value lists in vs->vregion)
+// where it links to dead elements: on its levels when `links_dead`, in its
+// value lists when `values_dead`.
+static void RepairElement(HnswVacuumState* vs, uint64 self, int level, const float* vec, const ItemPointerData* ntid,
+                          bool links_dead, bool values_dead) {
   int m = vs->m;
   int total = HnswNeighborSlots(level, m);
   HnswNewLink* links = (HnswNewLink*)palloc(sizeof(HnswNewLink) * total);
   int nlinks = 0;
   uint64* kept = (uint64*)palloc(sizeof(uint64) * 2 * m);
   uint64* dead_links = (uint64*)palloc(sizeof(uint64) * 2 * m);
-  ItemPointerData* scratch = (ItemPointerData*)palloc(sizeof(ItemPointerData) * HnswNeighborSlots(HNSW_MAX_LEVEL, m));
+  ItemPointerData* scratch = (ItemPointerData*)palloc(
+      sizeof(ItemPointerData) * Max(HnswNeighborSlots(HNSW_MAX_LEVEL, m), vs->value_slots));
   bool any = false;
 
-  for (int lc = 0; lc <= level; lc++) {
+  for (int lc = 0; links_dead && lc <= level; lc++) {
     int start = HnswLevelStart(lc, m);
     int n = HnswLevelSlots(lc, m);
     int nkept = 0, ndead_links = 0, nfree = 0;
@@ -643,12 +983,18 @@ static void RepairElement(HnswVacuumState* vs, uint64 self, int level, const flo
     any = true;
     SelectForLevel(vs, self, vec, lc, kept, nkept, dead_links, ndead_links, nfree, links, &nlinks, scratch);
   }
+  HnswNewValueLink* vlinks = NULL;
+  int nvlinks = 0;
+  if (values_dead && vs->value_lists > 0) {
+    vlinks = (HnswNewValueLink*)palloc(sizeof(HnswNewValueLink) * (Size)(vs->value_lists * vs->value_slots));
+    if (PlanValueLists(vs, self, vec, vlinks, &nvlinks, scratch)) any = true;
+  }
   if (!any) return;
 
   // Link codes of the new links' targets and of self (for their back-links).
   uint64* codes = (uint64*)palloc(sizeof(uint64) * (Size)(nlinks + 1));
   for (int k = 0; k <= nlinks; k++) codes[k] = vecext::meta::kAllLinks;
-  if (vs->store.link_codes) {
+  if (vs->store.link_codes && nlinks > 0) {
     vecext::hnsw::ElementId* ids =
         (vecext::hnsw::ElementId*)palloc(sizeof(vecext::hnsw::ElementId) * (Size)(nlinks + 1));
     for (int k = 0; k < nlinks; k++) ids[k] = links[k].id;
@@ -660,12 +1006,14 @@ static void RepairElement(HnswVacuumState* vs, uint64 self, int level, const flo
       if (info[k].valid) codes[k] = info[k].code;
   }
 
-  // Write: clear dead slots, then put the new links into empty slots.
+  // Write: clear dead slots, then put the new links into empty slots (and
+  // likewise in the value lists).
   Buffer buf = ReadPage(vs, ItemPointerGetBlockNumber(ntid), BUFFER_LOCK_EXCLUSIVE, NULL);
   Page page = BufferGetPage(buf);
   OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
   HnswNeighborTuple ntup = HnswPageGetNeighbors(page, off, m);
   bool* written = (bool*)palloc0(sizeof(bool) * (nlinks > 0 ? nlinks : 1));
+  bool* vwritten = (bool*)palloc0(sizeof(bool) * (nvlinks > 0 ? nvlinks : 1));
   if (ntup != NULL && ntup->level == level) {
     GenericXLogState* state = GenericXLogStart(vs->index);
     Page wpage = GenericXLogRegisterBuffer(state, buf, 0);
@@ -691,12 +1039,17 @@ static void RepairElement(HnswVacuumState* vs, uint64 self, int level, const flo
                   codes[k]);
       written[k] = true;
     }
+    if (vs->value_lists > 0)
+      WriteValueLists(vs, wtup, ItemIdGetLength(PageGetItemId(wpage, off)), vlinks, nvlinks, vwritten);
     GenericXLogFinish(state);
   }
   UnlockReleaseBuffer(buf);
 
   for (int k = 0; k < nlinks; k++) {
     if (written[k]) AddBackLink(vs, &links[k].neighbortid, links[k].level, self, codes[nlinks]);
+  }
+  for (int v = 0; v < nvlinks; v++) {
+    if (vwritten[v]) AddValueBackLink(vs, &vlinks[v].neighbortid, vlinks[v].key, self);
   }
 }
 
@@ -734,15 +1087,21 @@ static void RepairGraph(HnswVacuumState* vs) {
       }
       ItemPointerData ntid = etup->neighbortid;
       int level = etup->level;
-      vs->nslots = ReadNeighbors(vs, &ntid, level, vs->slots);
+      vs->nslots = ReadNeighbors(vs, &ntid, level, vs->slots, vs->value_lists > 0 ? vs->vregion : NULL);
       if (vs->nslots == 0) continue;
       bool needs = false;
       for (int i = 0; i < vs->nslots && !needs; i++)
         needs = ItemPointerIsValid(&vs->slots[i]) && IsDead(vs, TidKey(&vs->slots[i]));
-      if (!needs) continue;
+      bool values_need = false;
+      for (int j = 0; j < vs->value_lists && !values_need; j++) {
+        const ItemPointerData* ids = HnswValueListIds(vs->vregion + (Size)j * HnswValueListStride(vs->value_slots));
+        for (int k = 0; k < vs->value_slots && !values_need; k++)
+          values_need = ItemPointerIsValid(&ids[k]) && IsDead(vs, TidKey(&ids[k]));
+      }
+      if (!needs && !values_need) continue;
       memcpy(vec, etup->vec, vs->data_size);
       MemoryContext old = MemoryContextSwitchTo(vs->elemcxt);
-      RepairElement(vs, self, level, vec, &ntid);
+      RepairElement(vs, self, level, vec, &ntid, needs, values_need);
       vs->repaired++;
       MemoryContextSwitchTo(old);
       MemoryContextReset(vs->elemcxt);
@@ -939,6 +1298,14 @@ static void InitVacuumState(HnswVacuumState* vs, IndexVacuumInfo* info, IndexBul
   vs->max_candidates = Max(vs->ef_construction, 4 * vs->m);
   HnswStoreInit(&vs->store, info->index, vs->dim, vs->m, meta.metric, meta.quantization, CurrentMemoryContext, 0);
   vs->store.link_codes = (meta.flags & HNSW_META_LINK_CODES) != 0;
+  if (meta.flags & HNSW_META_VALUE_LISTS) {  // checked by HnswReadMeta
+    vs->value_lists = meta.value_lists;
+    vs->value_slots = meta.value_slots;
+    vs->vregion_size = (Size)vs->value_lists * HnswValueListStride(vs->value_slots);
+    vs->vregion = (char*)palloc0(vs->vregion_size);
+    vs->keybuf_cap = (int)(vecext::meta::SignatureEncoder::kValueCap + vecext::meta::SignatureEncoder::kNumberCap);
+    vs->keybuf = (uint64*)palloc(sizeof(uint64) * (Size)vs->keybuf_cap);
+  }
   vs->data_size = vs->store.data_size;
   vs->element_size = vs->store.element_size;
   vs->highest_level = -1;
@@ -1117,9 +1484,10 @@ static IndexBulkDeleteResult* HnswBulkDeleteImpl(IndexVacuumInfo* info, IndexBul
 
   stats->num_pages = RelationGetNumberOfBlocks(info->index);
   stats->estimated_count = false;
-  ereport(DEBUG1, (errmsg("hnsw vacuum of \"%s\": %lld dead elements, %lld elements repaired (%lld by search)",
+  ereport(DEBUG1, (errmsg("hnsw vacuum of \"%s\": %lld dead elements, %lld elements repaired (%lld by search), "
+                          "%lld value lists repaired (%lld left empty)",
                           RelationGetRelationName(info->index), (long long)vs.ndead, (long long)vs.repaired,
-                          (long long)vs.searches)));
+                          (long long)vs.searches, (long long)vs.value_repaired, (long long)vs.value_emptied)));
   MemoryContextSwitchTo(old);
   MemoryContextDelete(vaccxt);
   return stats;
