@@ -301,7 +301,9 @@ struct HnswScanOpaqueData {
   // scan has keys.
   HnswFilterProgram* filter;
   bool has_keys;
-  HTAB* returned_ids;       // filtered scans: elements returned so far
+  uint64* returned_ids;     // iterative scans: elements returned so far (for HnswExhaustiveBatch)
+  size_t nreturned_ids;
+  size_t returned_ids_cap;
   bool exhausted;           // the final pass over every element has run
 };
 typedef HnswScanOpaqueData* HnswScanOpaque;
@@ -556,22 +558,25 @@ static void HnswStartSearch(IndexScanDesc scan) {
 // Searches the next batch of an iterative scan. Returns false at the end.
 // Filtered scans remember the elements they return (for HnswExhaustiveBatch).
 static void HnswRememberReturned(HnswScanOpaque so, uint64 id) {
-  if (so->filter == NULL || so->iterative == HNSW_ITERATIVE_SCAN_OFF) return;
-  if (so->returned_ids == NULL) {
-    HASHCTL ctl;
-    memset(&ctl, 0, sizeof(ctl));
-    ctl.keysize = sizeof(uint64);
-    ctl.entrysize = sizeof(uint64);
-    ctl.hcxt = so->cxt;
-    so->returned_ids = hash_create("hnsw scan returned", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+  if (so->iterative == HNSW_ITERATIVE_SCAN_OFF || so->exhausted) return;
+  if (so->nreturned_ids == so->returned_ids_cap) {
+    so->returned_ids_cap = so->returned_ids_cap == 0 ? 64 : 2 * so->returned_ids_cap;
+    so->returned_ids = so->returned_ids == NULL
+                           ? (uint64*)MemoryContextAlloc(so->cxt, sizeof(uint64) * so->returned_ids_cap)
+                           : (uint64*)repalloc_huge(so->returned_ids, sizeof(uint64) * so->returned_ids_cap);
   }
-  (void)hash_search(so->returned_ids, &id, HASH_ENTER, NULL);
+  so->returned_ids[so->nreturned_ids++] = id;
 }
 
 // Filtered scans whose graph search ran out (hnsw.max_scan_tuples, or
 // nothing left to visit) before the executor had its rows: the rows that
 // match may lie far from the query in the graph (a filter on a value rare
-// near the query). So that LIMIT k still gets k rows whenever k rows match,
+// near the query). Unfiltered iterative scans whose search has nothing
+// left to visit: level-0 links are directed, and a tightly clustered group
+// of elements may have links into it but none out of it (seen in indexes
+// with link codes, whose dense level-0 lists favour near neighbours), so
+// a scan that lands there runs out with rows unseen while the executor
+// still filters rows out. So that LIMIT k still gets k rows whenever k rows match,
 // one pass over every element page collects the elements the filter does
 // not exclude and that were not returned yet, as a last batch in distance
 // order. Costs one read of the whole index, for such queries only.
@@ -579,6 +584,7 @@ static bool HnswExhaustiveBatch(HnswScanOpaque so) {
   so->exhausted = true;
   HnswStore* st = &so->store;
   const BlockNumber nblocks = RelationGetNumberOfBlocks(st->index);
+  if (so->nreturned_ids > 1) std::sort(so->returned_ids, so->returned_ids + so->nreturned_ids);
   size_t cap = 1024, n = 0;
   MemoryContext old = MemoryContextSwitchTo(so->cxt);
   Candidate* out = (Candidate*)palloc(sizeof(Candidate) * cap);
@@ -597,7 +603,8 @@ static bool HnswExhaustiveBatch(HnswScanOpaque so) {
         ItemPointerData tid;
         ItemPointerSet(&tid, blkno, off);
         const uint64 id = HnswPackTid(&tid);
-        if (so->returned_ids != NULL && hash_search(so->returned_ids, &id, HASH_FIND, NULL) != NULL) continue;
+        if (so->nreturned_ids > 0 && std::binary_search(so->returned_ids, so->returned_ids + so->nreturned_ids, id))
+          continue;
         const float d = HnswStoreElementDistance(st, etup);
         double lb = 0.0;
         if (so->sq8) {
@@ -640,9 +647,11 @@ static bool HnswExhaustiveBatch(HnswScanOpaque so) {
 
 static bool HnswNextBatch(HnswScanOpaque so) {
   LayerSearch& s = so->search;
-  if (so->filter != NULL && so->iterative != HNSW_ITERATIVE_SCAN_OFF && !so->exhausted &&
-      (s.scored >= so->max_scored || (s.results.size == 0 && s.candidates.size == 0 && s.discarded.size == 0 &&
-                                      s.evicted.size == 0)))
+  const bool nothing_left =
+      s.results.size == 0 && s.candidates.size == 0 && s.discarded.size == 0 && s.evicted.size == 0;
+  if (so->iterative != HNSW_ITERATIVE_SCAN_OFF && !so->exhausted &&
+      ((so->filter != NULL && (s.scored >= so->max_scored || nothing_left)) ||
+       (so->filter == NULL && nothing_left && !so->bounded && s.scored < so->max_scored)))
     return HnswExhaustiveBatch(so);
   if (so->exhausted) return false;
   if (so->iterative == HNSW_ITERATIVE_SCAN_OFF || s.scored >= so->max_scored) return false;
@@ -657,7 +666,7 @@ static bool HnswNextBatch(HnswScanOpaque so) {
   }
   bool more = false;
   HnswCheckStatus(vecext::hnsw::NextBatch(s, &more));
-  if (!more) return so->filter != NULL && !so->exhausted ? HnswExhaustiveBatch(so) : false;
+  if (!more) return !so->exhausted && (so->filter != NULL || !so->bounded) ? HnswExhaustiveBatch(so) : false;
   HnswCheckStatus(vecext::hnsw::SearchLayer(so->store, s, 0, so->max_scored, *so->scratch));
   so->batch_len = vecext::hnsw::TakeResults(s, so->batch);
   so->batch_pos = 0;
@@ -692,6 +701,8 @@ static void HnswRescanImpl(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey 
   so->returned_any = false;
   so->returned = 0;
   so->returned_ids = NULL;
+  so->nreturned_ids = 0;
+  so->returned_ids_cap = 0;
   so->exhausted = false;
   so->bounded = false;
   so->sq8 = false;
