@@ -75,6 +75,8 @@ Status ValueListBuilder::AddSignature(std::size_t row, const std::uint8_t* sig, 
     }
   } catch (const std::bad_alloc&) {
     return Status::Error(StatusCode::kOutOfMemory, "out of memory counting metadata values");
+  } catch (...) {
+    return Status::Error(StatusCode::kInternal, "unexpected failure in the value lists");
   }
   return Status::Ok();
 }
@@ -131,6 +133,8 @@ Status ValueListBuilder::Plan() {
     impl->links.assign(impl->rows * lists * static_cast<std::size_t>(p.slots), kNoValueLink);
   } catch (const std::bad_alloc&) {
     return Status::Error(StatusCode::kOutOfMemory, "out of memory planning value lists");
+  } catch (...) {
+    return Status::Error(StatusCode::kInternal, "unexpected failure in the value lists");
   }
   return Status::Ok();
 }
@@ -171,7 +175,7 @@ Status ValueListBuilder::BuildGroup(std::size_t g, int threads, StopFn stop, con
   std::vector<float> buf;
   try {
     buf.resize(bp.dim);
-  } catch (const std::bad_alloc&) {
+  } catch (...) {
     GraphBuilder::Destroy(sub);
     return Status::Error(StatusCode::kOutOfMemory, "out of memory for a value list graph");
   }

@@ -103,6 +103,20 @@ bool GetVarint(const std::uint8_t** p, const std::uint8_t* end, std::uint32_t* v
 
 inline std::size_t NumberEntrySize(bool wide) { return wide ? 10 : 6; }
 
+// The stored value of number entry `e` (its tag, then a float64 or float32).
+inline double EntryNumber(const std::uint8_t* e, bool wide) {
+  if (wide) {
+    const std::uint64_t bits = Get64(e + 2);
+    double x;
+    std::memcpy(&x, &bits, sizeof x);
+    return x;
+  }
+  const std::uint32_t bits = Get32(e + 2);
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return static_cast<double>(f);
+}
+
 // A float stored for `d` (narrow signatures): the nearest float, or an
 // infinity beyond the float range (never an out-of-range conversion).
 inline float NarrowFloat(double d) {
@@ -533,16 +547,7 @@ bool SigNumCmp(const SignatureView& v, const Node& node) {
     const std::uint8_t* e = v.numbers + esize * i;
     const std::uint16_t t = Get16(e);
     if ((t & 0xFFFE) != tag) break;
-    double x;
-    if (wide) {
-      const std::uint64_t bits = Get64(e + 2);
-      std::memcpy(&x, &bits, sizeof x);
-    } else {
-      const std::uint32_t bits = Get32(e + 2);
-      float f;
-      std::memcpy(&f, &bits, sizeof f);
-      x = static_cast<double>(f);
-    }
+    const double x = EntryNumber(e, wide);
     if (std::isnan(x)) return true;  // not written by us: cannot exclude
     double a, b;
     EntryInterval(x, (t & 1) != 0, wide, &a, &b);
@@ -961,16 +966,7 @@ LinkCode MakeLinkCode(const SignatureView& v) {
   for (std::uint32_t i = 0; i < v.n_numbers; i++) {
     const std::uint8_t* e = v.numbers + esize * i;
     const std::uint16_t tag = Get16(e);
-    double x;
-    if (wide) {
-      const std::uint64_t bits = Get64(e + 2);
-      std::memcpy(&x, &bits, sizeof x);
-    } else {
-      const std::uint32_t bits = Get32(e + 2);
-      float f;
-      std::memcpy(&f, &bits, sizeof f);
-      x = static_cast<double>(f);
-    }
+    const double x = EntryNumber(e, wide);
     code |= PathCode(tag);
     code |= (tag & 1) && !std::isnan(x) ? NumberCode(tag, x) : InexactCode(tag);
   }
@@ -1200,16 +1196,7 @@ std::size_t ValueKeys(const SignatureView& v, ValueKey* out, std::size_t cap) {
     const std::uint8_t* e = v.numbers + esize * i;
     const std::uint16_t tag = Get16(e);
     if (!(tag & 1)) continue;
-    double x;
-    if (wide) {
-      const std::uint64_t bits = Get64(e + 2);
-      std::memcpy(&x, &bits, sizeof x);
-    } else {
-      const std::uint32_t bits = Get32(e + 2);
-      float f;
-      std::memcpy(&f, &bits, sizeof f);
-      x = static_cast<double>(f);
-    }
+    const double x = EntryNumber(e, wide);
     const ValueKey key = NumberKey(tag, x);
     if (key == kNoValueKey) continue;
     if (n < cap) out[n] = key;
